@@ -1,0 +1,78 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify'
+import websocket from '@fastify/websocket'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import type { Runtime } from './infra/runtime.js'
+import { AppError, ErrorBody } from './errors.js'
+import { Hub } from './live/hub.js'
+import { ingestRoutes } from './routes/ingest.js'
+import { aggregateRoutes } from './routes/aggregates.js'
+import { healthRoutes } from './routes/health.js'
+import { liveRoutes } from './routes/live.js'
+
+/** Client messages on the live socket are small; this bounds what a hostile one can make us buffer. */
+const LIVE_MAX_PAYLOAD = 64 * 1024
+
+export interface App {
+  app: FastifyInstance
+  hub: Hub
+}
+
+/** Builds the API/hub application without listening; server.ts listens, tests inject. */
+export async function buildApp(rt: Runtime): Promise<App> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: rt.log as FastifyBaseLogger,
+    requestIdHeader: 'x-request-id',
+    disableRequestLogging: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true } },
+  })
+  const hub = new Hub(rt)
+
+  app.setErrorHandler((err: FastifyError | AppError, req, reply) => {
+    if (err instanceof AppError) {
+      if (err.headers) reply.headers(err.headers)
+      return reply.code(err.statusCode).send({
+        statusCode: err.statusCode,
+        code: err.code,
+        error: err.code,
+        message: err.message,
+        ...(err.errors ? { errors: err.errors, errorCount: err.errors.length } : {}),
+      })
+    }
+    const status = err.statusCode ?? 500
+    if (status >= 500) {
+      req.log.error({ err }, 'request failed')
+      return reply.code(status).send({ statusCode: status, code: 'INTERNAL', error: 'INTERNAL', message: 'internal error; see the server log for the request id' })
+    }
+    const code =
+      err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? 'PAYLOAD_TOO_LARGE' : err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ? 'UNSUPPORTED_MEDIA_TYPE' : 'BAD_REQUEST'
+    return reply.code(status).send({ statusCode: status, code, error: code, message: err.message })
+  })
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ statusCode: 404, code: 'NOT_FOUND', error: 'NOT_FOUND', message: `no route ${req.method} ${req.url.split('?')[0]}` }),
+  )
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: 'Lantern', version: '0.1.0', description: 'Real-time analytics for operations centers: ingest, aggregates, live deltas.' },
+      tags: [
+        { name: 'ingest', description: 'Sources push events' },
+        { name: 'query', description: 'Aggregates and series' },
+        { name: 'live', description: 'WebSocket topics' },
+        { name: 'ops', description: 'Health and metrics' },
+      ],
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+  app.addSchema(ErrorBody)
+  await app.register(websocket, { options: { maxPayload: LIVE_MAX_PAYLOAD } })
+
+  await app.register(healthRoutes, { rt })
+  await app.register(ingestRoutes, { rt })
+  await app.register(aggregateRoutes, { rt })
+  await app.register(liveRoutes, { hub })
+
+  app.addHook('onReady', async () => hub.start())
+  app.addHook('preClose', async () => hub.stop())
+  return { app, hub }
+}

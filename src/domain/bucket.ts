@@ -1,0 +1,110 @@
+import { DDSketch } from '@datadog/sketches-js'
+
+/** Relative accuracy of every quantile Lantern reports: p50/p95/p99 are within 1% of the true value. */
+export const SKETCH_ACCURACY = 0.01
+
+/**
+ * The mergeable state of one aggregate bucket. Mean and m2 (sum of squared deviations) follow
+ * Welford/Chan, so merging buckets of many series gives the exact variance of the union, never an
+ * average of averages.
+ */
+export interface BucketState {
+  count: number
+  sum: number
+  min: number
+  max: number
+  mean: number
+  m2: number
+  sketch: DDSketch
+}
+
+export interface BucketSummary {
+  count: number
+  sum: number
+  min: number | null
+  max: number | null
+  mean: number | null
+  stddev: number | null
+  p50: number | null
+  p95: number | null
+  p99: number | null
+}
+
+export function emptyBucket(): BucketState {
+  return { count: 0, sum: 0, min: Infinity, max: -Infinity, mean: 0, m2: 0, sketch: new DDSketch({ relativeAccuracy: SKETCH_ACCURACY }) }
+}
+
+export function addValue(b: BucketState, value: number): void {
+  b.count += 1
+  b.sum += value
+  if (value < b.min) b.min = value
+  if (value > b.max) b.max = value
+  const delta = value - b.mean
+  b.mean += delta / b.count
+  b.m2 += delta * (value - b.mean)
+  b.sketch.accept(value)
+}
+
+/** Folds `other` into `into`; `other` is left untouched. */
+export function mergeInto(into: BucketState, other: BucketState): void {
+  if (other.count === 0) return
+  if (into.count === 0) {
+    into.count = other.count
+    into.sum = other.sum
+    into.min = other.min
+    into.max = other.max
+    into.mean = other.mean
+    into.m2 = other.m2
+    into.sketch.merge(other.sketch)
+    return
+  }
+  const n = into.count + other.count
+  const delta = other.mean - into.mean
+  into.m2 += other.m2 + (delta * delta * into.count * other.count) / n
+  into.mean += (delta * other.count) / n
+  into.count = n
+  into.sum += other.sum
+  if (other.min < into.min) into.min = other.min
+  if (other.max > into.max) into.max = other.max
+  into.sketch.merge(other.sketch)
+}
+
+const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v))
+
+/** Quantiles are clamped to the exact min and max, which the sketch only approximates. */
+export function summarize(b: BucketState): BucketSummary {
+  if (b.count === 0) {
+    return { count: 0, sum: 0, min: null, max: null, mean: null, stddev: null, p50: null, p95: null, p99: null }
+  }
+  const q = (p: number): number => clamp(b.sketch.getValueAtQuantile(p), b.min, b.max)
+  return {
+    count: b.count,
+    sum: b.sum,
+    min: b.min,
+    max: b.max,
+    mean: b.mean,
+    // Population standard deviation over every sample in the bucket.
+    stddev: Math.sqrt(Math.max(0, b.m2 / b.count)),
+    p50: q(0.5),
+    p95: q(0.95),
+    p99: q(0.99),
+  }
+}
+
+export interface StoredBucket {
+  count: number
+  sum: number
+  min: number
+  max: number
+  mean: number
+  m2: number
+  sketch: Uint8Array
+}
+
+export function toStored(b: BucketState): StoredBucket {
+  return { count: b.count, sum: b.sum, min: b.min, max: b.max, mean: b.mean, m2: b.m2, sketch: b.sketch.toProto() }
+}
+
+export function fromStored(s: StoredBucket): BucketState {
+  return { count: s.count, sum: s.sum, min: s.min, max: s.max, mean: s.mean, m2: s.m2, sketch: DDSketch.fromProto(s.sketch) }
+}

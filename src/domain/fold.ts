@@ -1,0 +1,73 @@
+import { bucketStart, WINDOWS, WINDOW_MS } from './windows.js'
+import { seriesKey } from './series-key.js'
+import type { MetricEvent } from '../schemas/metric-event.js'
+
+export interface BucketValues {
+  widthS: number
+  startMs: number
+  values: number[]
+}
+
+export interface SeriesBatch {
+  key: string
+  metric: string
+  dims: Record<string, string>
+  firstTs: number
+  lastTs: number
+  events: number
+  lateEvents: number
+  lastLateTs: number | null
+  /** Values per tumbling bucket, keyed `${widthS}:${startMs}`. */
+  buckets: Map<string, BucketValues>
+}
+
+export interface FoldResult {
+  series: Map<string, SeriesBatch>
+  watermarkMs: number
+  events: number
+  lateEvents: number
+}
+
+export interface FoldSettings {
+  latenessMs: number
+  dayOffsetMs: number
+}
+
+/**
+ * Groups a batch, in log order, into per-series bucket values. An event is late when its time is
+ * more than the allowed lateness behind the partition's watermark (the newest event time seen
+ * before it); a late event is counted on its series and touches no bucket. Pure: same input,
+ * same output, which is what lets a re-run batch give the same state.
+ */
+export function foldBatch(events: readonly MetricEvent[], watermarkMs: number, s: FoldSettings): FoldResult {
+  const series = new Map<string, SeriesBatch>()
+  let watermark = watermarkMs
+  let late = 0
+  for (const e of events) {
+    const key = seriesKey(e.metric, e.dims)
+    let sb = series.get(key)
+    if (!sb) {
+      sb = { key, metric: e.metric, dims: e.dims, firstTs: e.ts, lastTs: e.ts, events: 0, lateEvents: 0, lastLateTs: null, buckets: new Map() }
+      series.set(key, sb)
+    }
+    sb.events += 1
+    if (e.ts < sb.firstTs) sb.firstTs = e.ts
+    if (e.ts > sb.lastTs) sb.lastTs = e.ts
+    if (e.ts < watermark - s.latenessMs) {
+      sb.lateEvents += 1
+      late += 1
+      if (sb.lastLateTs === null || e.ts > sb.lastLateTs) sb.lastLateTs = e.ts
+      continue
+    }
+    if (e.ts > watermark) watermark = e.ts
+    for (const w of WINDOWS) {
+      const startMs = bucketStart(e.ts, w, s.dayOffsetMs)
+      const widthS = WINDOW_MS[w] / 1000
+      const bk = `${widthS}:${startMs}`
+      let bv = sb.buckets.get(bk)
+      if (!bv) sb.buckets.set(bk, (bv = { widthS, startMs, values: [] }))
+      bv.values.push(e.value)
+    }
+  }
+  return { series, watermarkMs: watermark, events: events.length, lateEvents: late }
+}

@@ -1,0 +1,53 @@
+import type { ColumnType, Generated } from 'kysely'
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>
+
+export interface LanternMetaTable {
+  key: string
+  value: string
+}
+
+export interface DrainCheckpointsTable {
+  partition: number
+  last_id: string
+  watermark_ms: number
+  events: number
+  late_events: number
+  updated_at: Generated<Date>
+}
+
+export interface SeriesTable {
+  id: Generated<number>
+  key: string
+  metric: string
+  dims: Record<string, string>
+  partition: number
+  first_ts: Timestamp
+  last_ts: Timestamp
+  events: number
+  late_events: number
+  last_late_ts: Timestamp | null
+  created_at: Generated<Date>
+}
+
+export interface AggregateBucketsTable {
+  series_id: number
+  width_s: number
+  start: Timestamp
+  count: number
+  sum: number
+  min: number
+  max: number
+  mean: number
+  m2: number
+  sketch: Buffer
+  version: number
+  updated_at: Generated<Date>
+}
+
+export interface Database {
+  lantern_meta: LanternMetaTable
+  drain_checkpoints: DrainCheckpointsTable
+  series: SeriesTable
+  aggregate_buckets: AggregateBucketsTable
+}

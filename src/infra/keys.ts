@@ -1,0 +1,35 @@
+/**
+ * Every Redis key and queue name is built here. Keys that a Lua script touches together share a
+ * hash tag ({...}) so the script works on Redis Cluster: a partition's stream and its idempotency
+ * keys live in the partition's slot; a topic's sequence, history and versions live in the topic's.
+ */
+export interface Keys {
+  prefix: string
+  stream(partition: number): string
+  seen(partition: number, source: string, id: string): string
+  topicSeq(topicId: string): string
+  topicHistory(topicId: string): string
+  topicVersions(topicId: string): string
+  topicChannel(topicId: string): string
+  changesChannel: string
+  /** BullMQ prefix: its own tag keeps every queue key in one slot, as BullMQ requires. */
+  bullPrefix: string
+  drainQueue: string
+}
+
+export function makeKeys(prefix: string): Keys {
+  return {
+    prefix,
+    stream: (p) => `${prefix}:{p${p}}:log`,
+    seen: (p, source, id) => `${prefix}:{p${p}}:seen:${source}\u0000${id}`,
+    topicSeq: (t) => `${prefix}:{t${t}}:seq`,
+    topicHistory: (t) => `${prefix}:{t${t}}:history`,
+    topicVersions: (t) => `${prefix}:{t${t}}:versions`,
+    topicChannel: (t) => `${prefix}:{t${t}}:deltas`,
+    changesChannel: `${prefix}:changes`,
+    bullPrefix: `${prefix}:{queues}`,
+    drainQueue: 'drain',
+  }
+}
+
+export const drainJobId = (partition: number): string => `drain-p${partition}`

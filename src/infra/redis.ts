@@ -1,0 +1,88 @@
+import { Redis, type RedisOptions, type Result } from 'ioredis'
+
+export type { Redis }
+
+/**
+ * Appends one partition's share of a batch. Atomic: each event's idempotency key is set and the
+ * survivors are written as one log entry, or nothing happens. A duplicate inside the same batch is
+ * caught too, since the first SET wins. Returns {entryId or false, 1-based indexes of duplicates}.
+ */
+const APPEND_LUA = `
+local kept = {}
+local dups = {}
+for i = 2, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    kept[#kept + 1] = ARGV[i + 1]
+  else
+    dups[#dups + 1] = i - 1
+  end
+end
+local id = false
+if #kept > 0 then
+  id = redis.call('XADD', KEYS[1], '*', 'n', #kept, 'at', ARGV[2], 'e', '[' .. table.concat(kept, ',') .. ']')
+end
+return {id, dups}
+`
+
+/**
+ * Publishes a topic delta only if it is newer than the last one published for the same bucket:
+ * several hub processes may compute the same change, and a slower computation from an older
+ * snapshot must never overwrite a newer value. Newer means a larger version sum (every stored
+ * bucket row only ever increments its version). Assigns the next sequence, keeps a bounded
+ * history whose entry ids are the sequence numbers, and publishes the message (a JSON object, to
+ * which the sequence is prepended). Returns the sequence, or 0 when the delta was not newer.
+ */
+const PUBLISH_DELTA_LUA = `
+local last = tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '-1')
+local version = tonumber(ARGV[2])
+if version <= last then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+local seq = redis.call('INCR', KEYS[1])
+local msg = '{"seq":' .. seq .. ',' .. string.sub(ARGV[3], 2)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], seq .. '-0', 'm', msg)
+redis.call('PUBLISH', KEYS[4], msg)
+if redis.call('HLEN', KEYS[3]) > tonumber(ARGV[5]) then
+  local fields = redis.call('HKEYS', KEYS[3])
+  table.sort(fields, function(a, b) return tonumber(a) < tonumber(b) end)
+  for i = 1, #fields - tonumber(ARGV[5]) do redis.call('HDEL', KEYS[3], fields[i]) end
+end
+return seq
+`
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    lanternAppend(numKeys: number, ...args: (string | number)[]): Result<[string | null, number[]], Context>
+    lanternPublishDelta(
+      seqKey: string,
+      historyKey: string,
+      versionsKey: string,
+      channel: string,
+      bucketStart: string,
+      version: number,
+      message: string,
+      historyLength: number,
+      versionsKept: number,
+    ): Result<number, Context>
+  }
+}
+
+export interface RedisRole {
+  /** Fail fast when Redis is away (ingest answers 503) instead of queueing commands in memory. */
+  failFast: boolean
+}
+
+export function makeRedis(url: string, role: RedisRole, name: string): Redis {
+  const options: RedisOptions = {
+    connectionName: name,
+    lazyConnect: true,
+    enableOfflineQueue: !role.failFast,
+    maxRetriesPerRequest: role.failFast ? 1 : null,
+    retryStrategy: (times) => Math.min(times * 200, 2000),
+  }
+  const redis = new Redis(url, options)
+  redis.defineCommand('lanternAppend', { lua: APPEND_LUA })
+  redis.defineCommand('lanternPublishDelta', { numberOfKeys: 4, lua: PUBLISH_DELTA_LUA })
+  // ioredis emits 'error' on every failed reconnect; callers observe state through commands.
+  redis.on('error', () => undefined)
+  return redis
+}

@@ -1,0 +1,56 @@
+import type { Redis } from '../infra/redis.js'
+import type { Keys } from '../infra/keys.js'
+import { partitionOf, seriesKey } from '../domain/series-key.js'
+import type { MetricEvent } from '../schemas/metric-event.js'
+
+export interface AppendResult {
+  accepted: number
+  duplicates: number
+  /** Log entry ids per partition, for tracing one request through the drain. */
+  entries: Record<number, string>
+}
+
+/**
+ * Appends validated events to their partitions' logs in one pipelined round trip. Resolves only
+ * once Redis has every event (or knows it as a duplicate); rejects if any partition's append
+ * failed, in which case the client retries and the idempotency keys absorb what did land.
+ */
+export async function appendEvents(
+  redis: Redis,
+  keys: Keys,
+  partitions: number,
+  dedupWindowSec: number,
+  events: readonly MetricEvent[],
+  arrivedAt: number,
+): Promise<AppendResult> {
+  const byPartition = new Map<number, MetricEvent[]>()
+  for (const e of events) {
+    const p = partitionOf(seriesKey(e.metric, e.dims), partitions)
+    let list = byPartition.get(p)
+    if (!list) byPartition.set(p, (list = []))
+    list.push(e)
+  }
+  const pipeline = redis.pipeline()
+  const order: number[] = []
+  for (const [p, list] of byPartition) {
+    const args: (string | number)[] = [keys.stream(p)]
+    for (const e of list) args.push(keys.seen(p, e.source, e.id))
+    args.push(dedupWindowSec, arrivedAt)
+    for (const e of list) args.push(JSON.stringify(e))
+    pipeline.lanternAppend(list.length + 1, ...args)
+    order.push(p)
+  }
+  const replies = await pipeline.exec()
+  if (!replies) throw new Error('redis pipeline was discarded')
+  const result: AppendResult = { accepted: 0, duplicates: 0, entries: {} }
+  replies.forEach(([err, reply], i) => {
+    if (err) throw err
+    const p = order[i] as number
+    const [entryId, dups] = reply as [string | null, number[]]
+    const total = byPartition.get(p)?.length ?? 0
+    result.duplicates += dups.length
+    result.accepted += total - dups.length
+    if (entryId) result.entries[p] = entryId
+  })
+  return result
+}

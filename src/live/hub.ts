@@ -1,0 +1,260 @@
+import type { WebSocket } from 'ws'
+import { Ajv } from 'ajv'
+import type { Runtime } from '../infra/runtime.js'
+import { makeRedis, type Redis } from '../infra/redis.js'
+import { topicOf, type Topic } from './topic.js'
+import { ClientMessage, CLOSE, PROTOCOL_VERSION, type SubscribeMessage } from './protocol.js'
+import { DeltaPublisher } from './delta-publisher.js'
+import type { ChangeNotice } from './change-notice.js'
+import { rollUp, viewOf, type RolledBucket } from '../domain/rollup.js'
+import { bucketsInRange, newestStart } from '../repositories/aggregates.repository.js'
+
+interface Subscription {
+  lastSeq: number
+  /** Until the snapshot (or replay) is sent, deltas wait here so none is lost or sent early. */
+  pending: { seq: number; message: string }[] | null
+}
+
+interface Connection {
+  id: number
+  ws: WebSocket
+  subs: Map<string, Subscription>
+  lastHeard: number
+}
+
+interface LocalTopic {
+  topic: Topic
+  conns: Set<Connection>
+  /** Snapshot of the newest buckets, valid while the topic's sequence has not moved. */
+  cached: { seq: number; count: number; buckets: RolledBucket[] } | null
+}
+
+const SEQ_PREFIX = /^\{"seq":(\d+),/
+
+/**
+ * The hub of one API process: sockets, their subscriptions, and the Redis side (one subscriber
+ * connection; a topic channel is subscribed only while a local socket watches the topic). Every
+ * delta is encoded once, by whoever published it, and written as-is to every local subscriber.
+ */
+export class Hub {
+  private readonly topics = new Map<string, LocalTopic>()
+  private readonly conns = new Set<Connection>()
+  private readonly sub: Redis
+  private readonly publisher: DeltaPublisher
+  private readonly validate = new Ajv({ strict: false }).compile<ClientMessage>(ClientMessage)
+  private heartbeat: NodeJS.Timeout | null = null
+  private nextConnId = 1
+
+  constructor(private readonly rt: Runtime) {
+    this.sub = makeRedis(rt.config.redisUrl, { failFast: false }, 'lantern-hub-sub')
+    this.publisher = new DeltaPublisher(rt, () => [...this.topics.values()].map((t) => t.topic))
+  }
+
+  async start(): Promise<void> {
+    this.sub.on('message', (channel: string, message: string) => this.onRedisMessage(channel, message))
+    await this.sub.connect()
+    await this.sub.subscribe(this.rt.keys.changesChannel)
+    this.publisher.start()
+    this.heartbeat = setInterval(() => this.beat(), this.rt.config.liveHeartbeatMs)
+  }
+
+  async stop(): Promise<void> {
+    if (this.heartbeat) clearInterval(this.heartbeat)
+    for (const c of this.conns) c.ws.close(CLOSE.GOING_AWAY, 'server shutting down')
+    await this.publisher.stop()
+    this.sub.disconnect()
+  }
+
+  get socketCount(): number {
+    return this.conns.size
+  }
+
+  accept(ws: WebSocket): void {
+    const conn: Connection = { id: this.nextConnId++, ws, subs: new Map(), lastHeard: Date.now() }
+    this.conns.add(conn)
+    this.rt.metrics.sockets.set(this.conns.size)
+    ws.on('message', (data, isBinary) => {
+      conn.lastHeard = Date.now()
+      if (isBinary) return this.sendError(conn, undefined, 'BAD_REQUEST', 'messages are JSON text')
+      this.onClientMessage(conn, data.toString()).catch((err: Error) => {
+        this.rt.log.error({ err, conn: conn.id }, 'live message failed')
+        this.sendError(conn, undefined, 'INTERNAL', 'the hub could not handle the message')
+      })
+    })
+    ws.on('pong', () => {
+      conn.lastHeard = Date.now()
+    })
+    ws.on('close', () => this.drop(conn))
+    ws.on('error', () => this.drop(conn))
+    this.send(conn, JSON.stringify({ type: 'hello', protocol: PROTOCOL_VERSION, heartbeatMs: this.rt.config.liveHeartbeatMs }))
+  }
+
+  private async onClientMessage(conn: Connection, text: string): Promise<void> {
+    let msg: unknown
+    try {
+      msg = JSON.parse(text)
+    } catch {
+      return this.sendError(conn, undefined, 'BAD_REQUEST', 'message is not valid JSON')
+    }
+    if (!this.validate(msg)) {
+      const err = this.validate.errors?.[0]
+      const id = typeof (msg as { id?: unknown })?.id === 'string' ? (msg as { id: string }).id : undefined
+      return this.sendError(conn, id, 'BAD_REQUEST', `invalid message${err ? `: ${err.instancePath || '/'} ${err.message}` : ''}`)
+    }
+    switch (msg.type) {
+      case 'subscribe':
+        return this.subscribe(conn, msg)
+      case 'unsubscribe':
+        this.unsubscribe(conn, msg.topic)
+        return this.send(conn, JSON.stringify({ type: 'unsubscribed', id: msg.id, topic: msg.topic }))
+      case 'ping':
+        return this.send(conn, JSON.stringify({ type: 'pong', ts: msg.ts }))
+      case 'pong':
+        return
+    }
+  }
+
+  private async subscribe(conn: Connection, msg: SubscribeMessage): Promise<void> {
+    const topic = topicOf(msg.topic)
+    if (conn.subs.has(topic.id)) this.unsubscribe(conn, topic.id)
+    if (conn.subs.size >= this.rt.config.liveMaxTopicsPerSocket) {
+      return this.sendError(conn, msg.id, 'TOO_MANY_TOPICS', `a socket may watch at most ${this.rt.config.liveMaxTopicsPerSocket} topics`)
+    }
+    const local = await this.watch(topic)
+    const sub: Subscription = { lastSeq: 0, pending: [] }
+    conn.subs.set(topic.id, sub)
+    local.conns.add(conn)
+    this.send(conn, JSON.stringify({ type: 'subscribed', id: msg.id, topic: topic.id, spec: topic.spec }))
+
+    const { redis, keys } = this.rt
+    const seq = Number(await redis.get(keys.topicSeq(topic.id))) || 0
+    const count = msg.buckets ?? 60
+    let replayed = false
+    if (msg.since !== undefined && msg.since <= seq) {
+      const missed = msg.since === seq ? [] : await redis.xrange(keys.topicHistory(topic.id), `${msg.since + 1}-0`, '+')
+      if (msg.since === seq || missed[0]?.[0] === `${msg.since + 1}-0`) {
+        for (const [, fields] of missed) this.send(conn, fields[1] as string)
+        sub.lastSeq = missed.length > 0 ? Number((missed[missed.length - 1] as [string, string[]])[0].split('-')[0]) : seq
+        replayed = true
+        // Changes committed while no hub watched this topic were never published: publish them now.
+        await this.publisher.publish(topic, await this.snapshot(local, seq, count))
+      }
+    }
+    if (!replayed) {
+      if (msg.since !== undefined) {
+        this.send(conn, JSON.stringify({ type: 'reset', topic: topic.id, reason: 'the history no longer reaches back to the given sequence; a fresh snapshot follows' }))
+      }
+      const buckets = await this.snapshot(local, seq, count)
+      const width = topic.widthS * 1000
+      this.send(conn, JSON.stringify({ type: 'snapshot', topic: topic.id, seq, buckets: buckets.map((b) => ({ v: b.version, ...viewOf(b, width) })) }))
+      sub.lastSeq = seq
+    }
+    const waiting = sub.pending ?? []
+    sub.pending = null
+    for (const d of waiting) this.deliver(conn, sub, d.seq, d.message)
+  }
+
+  private async snapshot(local: LocalTopic, seq: number, count: number): Promise<RolledBucket[]> {
+    const c = local.cached
+    if (c && c.seq === seq && c.count >= count) return c.buckets.slice(-count)
+    const { spec, widthS } = local.topic
+    const newest = await newestStart(this.rt.db, spec.metric, spec.dims, widthS)
+    if (newest === null) return []
+    const rows = await bucketsInRange(this.rt.db, { metric: spec.metric, dims: spec.dims, widthS, fromMs: newest - (count - 1) * widthS * 1000, toMs: newest + 1 })
+    const buckets = [...(rollUp(rows).get('')?.values() ?? [])].sort((a, b) => a.startMs - b.startMs)
+    local.cached = { seq, count, buckets }
+    return buckets
+  }
+
+  private unsubscribe(conn: Connection, topicId: string): void {
+    conn.subs.delete(topicId)
+    const local = this.topics.get(topicId)
+    if (!local) return
+    local.conns.delete(conn)
+    if (local.conns.size === 0) {
+      this.topics.delete(topicId)
+      this.sub.unsubscribe(this.rt.keys.topicChannel(topicId)).catch(() => undefined)
+      this.rt.metrics.liveTopics.set(this.topics.size)
+    }
+  }
+
+  private async watch(topic: Topic): Promise<LocalTopic> {
+    let local = this.topics.get(topic.id)
+    if (!local) {
+      local = { topic, conns: new Set(), cached: null }
+      this.topics.set(topic.id, local)
+      this.rt.metrics.liveTopics.set(this.topics.size)
+      // Subscribed before the snapshot's sequence is read, so no delta can fall between the two.
+      await this.sub.subscribe(this.rt.keys.topicChannel(topic.id))
+    }
+    return local
+  }
+
+  private onRedisMessage(channel: string, message: string): void {
+    if (channel === this.rt.keys.changesChannel) {
+      try {
+        this.publisher.onNotice(JSON.parse(message) as ChangeNotice)
+      } catch (err) {
+        this.rt.log.warn({ err }, 'unreadable change notice')
+      }
+      return
+    }
+    const topicId = channel.slice(channel.indexOf('{t') + 2, channel.indexOf('}'))
+    const local = this.topics.get(topicId)
+    const m = SEQ_PREFIX.exec(message)
+    if (!local || !m) return
+    const seq = Number(m[1])
+    local.cached = null
+    for (const conn of local.conns) {
+      const sub = conn.subs.get(topicId)
+      if (sub) this.deliver(conn, sub, seq, message)
+    }
+  }
+
+  private deliver(conn: Connection, sub: Subscription, seq: number, message: string): void {
+    if (sub.pending) {
+      sub.pending.push({ seq, message })
+      return
+    }
+    if (seq <= sub.lastSeq) return
+    sub.lastSeq = seq
+    this.send(conn, message)
+  }
+
+  private send(conn: Connection, message: string): void {
+    if (conn.ws.readyState !== conn.ws.OPEN) return
+    if (conn.ws.bufferedAmount > this.rt.config.liveMaxBufferedBytes) {
+      this.rt.metrics.slowClosed.inc()
+      conn.ws.close(CLOSE.TOO_SLOW, 'client is not reading fast enough')
+      this.drop(conn)
+      return
+    }
+    conn.ws.send(message)
+    this.rt.metrics.messagesSent.inc()
+  }
+
+  private sendError(conn: Connection, id: string | undefined, code: string, message: string): void {
+    this.send(conn, JSON.stringify({ type: 'error', id, code, message }))
+  }
+
+  private beat(): void {
+    const now = Date.now()
+    const payload = JSON.stringify({ type: 'ping', ts: now })
+    for (const conn of this.conns) {
+      if (now - conn.lastHeard > 2 * this.rt.config.liveHeartbeatMs) {
+        conn.ws.close(CLOSE.HEARTBEAT_TIMEOUT, 'no heartbeat from client')
+        conn.ws.terminate()
+        this.drop(conn)
+        continue
+      }
+      this.send(conn, payload)
+      conn.ws.ping()
+    }
+  }
+
+  private drop(conn: Connection): void {
+    if (!this.conns.delete(conn)) return
+    for (const topicId of [...conn.subs.keys()]) this.unsubscribe(conn, topicId)
+    this.rt.metrics.sockets.set(this.conns.size)
+  }
+}

@@ -1,0 +1,206 @@
+import type { Logger } from 'pino'
+import type { Redis } from '../../src/infra/redis.js'
+import type { Keys } from '../../src/infra/keys.js'
+import type { Db } from '../../src/infra/db.js'
+import type { Metrics } from '../../src/metrics.js'
+import type { MetricEvent } from '../../src/schemas/metric-event.js'
+import { foldBatch, type FoldSettings } from '../../src/domain/fold.js'
+import { addValue, emptyBucket, fromStored, toStored, type BucketState } from '../../src/domain/bucket.js'
+import { advanceCheckpoint, loadCheckpoint, type Checkpoint } from '../../src/repositories/checkpoints.repository.js'
+import { touchSeries } from '../../src/repositories/series.repository.js'
+import { loadBuckets, upsertBuckets, type BucketRef } from '../../src/repositories/aggregates.repository.js'
+import { sql } from 'kysely'
+import { BucketCache, bucketCacheKey } from './bucket-cache.js'
+import type { ChangeNotice } from '../../src/live/change-notice.js'
+
+export interface DrainSettings extends FoldSettings {
+  batchEvents: number
+  cacheBuckets: number
+}
+
+export interface LogEntry {
+  id: string
+  arrivedAt: number
+  events: MetricEvent[]
+}
+
+class CheckpointMoved extends Error {}
+
+/** Entries are read a few at a time; one entry holds the share of one ingest request. */
+const ENTRIES_PER_READ = 64
+
+const entryIdMs = (id: string): number => Number(id.slice(0, id.indexOf('-')))
+
+/**
+ * Folds one partition's log into aggregate state, a batch per transaction, exactly once: the
+ * transaction that writes the state also moves the checkpoint, and only if it was still where the
+ * batch was read from. Caches (series ids, hot buckets) are trusted only at the checkpoint they
+ * were built at; any failure drops them and the next batch reloads from Postgres.
+ */
+export class PartitionDrainer {
+  private readonly seriesIds = new Map<string, number>()
+  private readonly cache: BucketCache
+  private checkpoint: Checkpoint | null = null
+
+  constructor(
+    readonly partition: number,
+    private readonly deps: { redis: Redis; db: Db; keys: Keys; metrics: Metrics; log: Logger },
+    private readonly settings: DrainSettings,
+  ) {
+    this.cache = new BucketCache(settings.cacheBuckets)
+  }
+
+  /** Drains one batch; returns the number of events committed (0 when the log is caught up). */
+  async drainOnce(): Promise<number> {
+    try {
+      return await this.drainBatch()
+    } catch (err) {
+      this.reset()
+      if (err instanceof CheckpointMoved) {
+        this.deps.metrics.checkpointConflicts.inc()
+        this.deps.log.warn({ partition: this.partition }, 'checkpoint moved by another drainer; batch rolled back')
+        return 0
+      }
+      throw err
+    }
+  }
+
+  /**
+   * Called when this worker (re)gains the partition: cached state survives only if nobody else
+   * committed since this drainer's last commit.
+   */
+  async resumeLease(): Promise<void> {
+    const current = await loadCheckpoint(this.deps.db, this.partition)
+    if (this.checkpoint?.lastId !== current.lastId) this.reset()
+    this.checkpoint = current
+  }
+
+  /** Forgets cached state; the next batch starts from what Postgres holds. */
+  reset(): void {
+    this.cache.clear()
+    this.checkpoint = null
+  }
+
+  private async drainBatch(): Promise<number> {
+    const { redis, db, keys, metrics, log } = this.deps
+    const from = this.checkpoint ?? (await loadCheckpoint(db, this.partition))
+    this.checkpoint = from
+    const { entries, caughtUp } = await this.readEntries(from.lastId)
+    if (entries.length === 0) {
+      metrics.drainLag.set({ partition: this.partition }, 0)
+      return 0
+    }
+    const events = entries.flatMap((e) => e.events)
+    const lastId = (entries[entries.length - 1] as LogEntry).id
+    const fold = foldBatch(events, from.watermarkMs, this.settings)
+
+    await this.resolveSeriesIds([...fold.series.keys()])
+    await this.loadMissingBuckets(fold.series)
+
+    const touched: { seriesKey: string; metric: string; widthS: number; startMs: number; state: BucketState }[] = []
+    for (const sb of fold.series.values()) {
+      const id = this.seriesIds.get(sb.key)
+      for (const bv of sb.buckets.values()) {
+        const state = (id !== undefined ? this.cache.get(bucketCacheKey(id, bv.widthS, bv.startMs)) : undefined) ?? emptyBucket()
+        for (const v of bv.values) addValue(state, v)
+        touched.push({ seriesKey: sb.key, metric: sb.metric, widthS: bv.widthS, startMs: bv.startMs, state })
+      }
+    }
+
+    const to = { lastId, watermarkMs: fold.watermarkMs }
+    const started = process.hrtime.bigint()
+    await db.transaction().execute(async (trx) => {
+      if (!(await advanceCheckpoint(trx, from, to, fold.events, fold.lateEvents))) throw new CheckpointMoved()
+      const ids = await touchSeries(
+        trx,
+        [...fold.series.values()].map((sb) => ({ ...sb, partition: this.partition })),
+      )
+      for (const [k, id] of ids) this.seriesIds.set(k, id)
+      await upsertBuckets(
+        trx,
+        touched.map((t) => ({ seriesId: this.seriesIds.get(t.seriesKey) as number, widthS: t.widthS, startMs: t.startMs, ...toStored(t.state) })),
+      )
+    })
+    metrics.commitLatency.observe(Number(process.hrtime.bigint() - started) / 1e9)
+
+    this.checkpoint = { partition: this.partition, ...to }
+    for (const t of touched) {
+      this.cache.set(bucketCacheKey(this.seriesIds.get(t.seriesKey) as number, t.widthS, t.startMs), t.state, t.startMs + t.widthS * 1000)
+    }
+    this.cache.evict(fold.watermarkMs - this.settings.latenessMs)
+
+    metrics.eventsDrained.inc({ partition: this.partition }, fold.events)
+    if (fold.lateEvents > 0) metrics.eventsLate.inc({ partition: this.partition }, fold.lateEvents)
+    metrics.drainLag.set({ partition: this.partition }, caughtUp ? 0 : Math.max(0, (Date.now() - entryIdMs(lastId)) / 1000))
+    log.debug(
+      { partition: this.partition, fromId: from.lastId, toId: lastId, entries: entries.length, events: fold.events, late: fold.lateEvents, buckets: touched.length },
+      'batch committed',
+    )
+    await this.announce(touched)
+    return fold.events
+  }
+
+  private async readEntries(afterId: string): Promise<{ entries: LogEntry[]; caughtUp: boolean }> {
+    const raw = await this.deps.redis.xrange(this.deps.keys.stream(this.partition), `(${afterId}`, '+', 'COUNT', ENTRIES_PER_READ)
+    const entries: LogEntry[] = []
+    let total = 0
+    for (const [id, fields] of raw) {
+      const entry = this.parseEntry(id, fields)
+      // Keep whole entries only; the first one always goes in, however large.
+      if (entries.length > 0 && total + entry.events.length > this.settings.batchEvents) return { entries, caughtUp: false }
+      entries.push(entry)
+      total += entry.events.length
+    }
+    return { entries, caughtUp: raw.length < ENTRIES_PER_READ }
+  }
+
+  private parseEntry(id: string, fields: string[]): LogEntry {
+    const f: Record<string, string> = {}
+    for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string
+    try {
+      return { id, arrivedAt: Number(f.at), events: JSON.parse(f.e ?? '[]') as MetricEvent[] }
+    } catch (err) {
+      // Only ingest writes the log, so this means the entry was damaged in Redis. Skipping it
+      // keeps the partition flowing; the error log names the entry for the auditor.
+      this.deps.log.error({ partition: this.partition, entryId: id, err }, 'unreadable log entry skipped')
+      return { id, arrivedAt: 0, events: [] }
+    }
+  }
+
+  private async resolveSeriesIds(seriesKeys: string[]): Promise<void> {
+    const unknown = seriesKeys.filter((k) => !this.seriesIds.has(k))
+    if (unknown.length === 0) return
+    const { rows } = await sql<{ id: number; key: string }>`SELECT id, key FROM series WHERE key = ANY(${unknown}::text[])`.execute(this.deps.db)
+    for (const r of rows) this.seriesIds.set(r.key, r.id)
+  }
+
+  private async loadMissingBuckets(series: ReturnType<typeof foldBatch>['series']): Promise<void> {
+    const refs: BucketRef[] = []
+    for (const sb of series.values()) {
+      const id = this.seriesIds.get(sb.key)
+      if (id === undefined) continue
+      for (const bv of sb.buckets.values()) {
+        if (!this.cache.get(bucketCacheKey(id, bv.widthS, bv.startMs))) refs.push({ seriesId: id, widthS: bv.widthS, startMs: bv.startMs })
+      }
+    }
+    for (const row of await loadBuckets(this.deps.db, refs)) {
+      this.cache.set(bucketCacheKey(row.seriesId, row.widthS, row.startMs), fromStored(row), row.startMs + row.widthS * 1000)
+    }
+  }
+
+  /** Tells hubs which buckets changed; sent only after commit, so a hub never reads ahead of it. */
+  private async announce(touched: readonly { metric: string; widthS: number; startMs: number }[]): Promise<void> {
+    const notice: ChangeNotice = { partition: this.partition, metrics: {} }
+    for (const t of touched) {
+      const byWidth = (notice.metrics[t.metric] ??= {})
+      const starts = (byWidth[t.widthS] ??= [])
+      if (!starts.includes(t.startMs)) starts.push(t.startMs)
+    }
+    try {
+      await this.deps.redis.publish(this.deps.keys.changesChannel, JSON.stringify(notice))
+    } catch (err) {
+      // The state is committed; a lost notice delays a screen until the next change or resubscribe.
+      this.deps.log.warn({ partition: this.partition, err }, 'change notice not published')
+    }
+  }
+}
