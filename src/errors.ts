@@ -28,6 +28,7 @@ export interface EventError {
 }
 
 export class AppError extends Error {
+  override name = 'AppError'
   readonly statusCode: number
   constructor(
     readonly code: ErrorCode,

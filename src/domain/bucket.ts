@@ -55,7 +55,7 @@ export function mergeInto(into: BucketState, other: BucketState): void {
     into.max = other.max
     into.mean = other.mean
     into.m2 = other.m2
-    into.sketch.merge(other.sketch)
+    mergeSketch(into.sketch, other.sketch)
     return
   }
   const n = into.count + other.count
@@ -66,7 +66,23 @@ export function mergeInto(into: BucketState, other: BucketState): void {
   into.sum += other.sum
   if (other.min < into.min) into.min = other.min
   if (other.max > into.max) into.max = other.max
-  into.sketch.merge(other.sketch)
+  mergeSketch(into.sketch, other.sketch)
+}
+
+/**
+ * DDSketch.merge in @datadog/sketches-js 2.1 drops the other sketch's negative values (it merges
+ * the positive store only), which skews quantiles of any series that goes below zero; this merges
+ * both stores and the zero count.
+ */
+function mergeSketch(into: DDSketch, other: DDSketch): void {
+  if (other.count === 0) return
+  into.store.merge(other.store)
+  into.negativeStore.merge(other.negativeStore)
+  into.zeroCount += other.zeroCount
+  into.count += other.count
+  into.sum += other.sum
+  if (other.min < into.min) into.min = other.min
+  if (other.max > into.max) into.max = other.max
 }
 
 const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.max(lo, v))
@@ -106,5 +122,11 @@ export function toStored(b: BucketState): StoredBucket {
 }
 
 export function fromStored(s: StoredBucket): BucketState {
-  return { count: s.count, sum: s.sum, min: s.min, max: s.max, mean: s.mean, m2: s.m2, sketch: DDSketch.fromProto(s.sketch) }
+  const sketch = DDSketch.fromProto(s.sketch)
+  // The protobuf form carries bins only; quantile ranks need the count, so restore the summary.
+  sketch.count = s.count
+  sketch.sum = s.sum
+  sketch.min = s.min
+  sketch.max = s.max
+  return { count: s.count, sum: s.sum, min: s.min, max: s.max, mean: s.mean, m2: s.m2, sketch }
 }
