@@ -16,7 +16,7 @@ t.test('a good event is normalised: epoch ms, sorted dims', async (t) => {
 })
 
 t.test('every bad event is listed with its index and reason', async (t) => {
-  const batch = [
+  const batch: unknown[] = [
     good,
     { ...good, value: 'x' },
     { ...good, ts: '2026-02-30T08:00:00Z' },
