@@ -1,0 +1,32 @@
+import { spawn } from 'node:child_process'
+import { ensureServices, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL } from './services.js'
+
+/**
+ * The test command: makes Redis and Postgres available (starting project-local ones on a bare
+ * machine), runs every tap test against them, stops what it started, and ends with one
+ * "N passed, N failed" line. Extra arguments go to tap (e.g. a single test file).
+ */
+const databaseUrl = process.env.DATABASE_URL || DEFAULT_DATABASE_URL
+const redisUrl = process.env.REDIS_URL || DEFAULT_REDIS_URL
+const services = await ensureServices({ databaseUrl, redisUrl })
+
+const args = process.argv.slice(2)
+const files = args.length > 0 ? args : ['test/unit/*.test.ts', 'test/integration/*.test.ts']
+let summary = ''
+const code = await new Promise<number>((resolve) => {
+  const child = spawn('npx', ['tap', ...files], {
+    env: { ...process.env, DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl },
+    stdio: ['ignore', 'pipe', 'inherit'],
+    shell: true,
+  })
+  child.stdout.on('data', (chunk: Buffer) => {
+    const text = chunk.toString()
+    process.stdout.write(text)
+    const m = /# \{ total: (\d+), pass: (\d+)(?:, fail: (\d+))?/.exec(text)
+    if (m) summary = `${m[2]} passed, ${m[3] ?? 0} failed`
+  })
+  child.on('close', (c) => resolve(c ?? 1))
+})
+await services.stop()
+console.log(summary ? `\nTests: ${summary}` : '\nTests: no summary from tap')
+process.exit(code)
