@@ -1,0 +1,144 @@
+import t from 'tap'
+import { WebSocket } from 'ws'
+import { createTestEnv, openTestRuntime } from '../helpers/context.js'
+import { drainAll, makeDrainers } from '../helpers/drain.js'
+import { buildApp } from '../../src/app.js'
+
+interface Msg {
+  type?: string
+  seq?: number
+  topic?: string
+  bucket?: { start: string; count: number; sum: number }
+  buckets?: { start: string; count: number }[]
+  code?: string
+  [k: string]: unknown
+}
+
+/** A socket client that queues every message and lets the test wait for the next matching one. */
+class Client {
+  readonly messages: Msg[] = []
+  private waiters: { match: (m: Msg) => boolean; resolve: (m: Msg) => void }[] = []
+  readonly ws: WebSocket
+  constructor(url: string) {
+    this.ws = new WebSocket(url)
+    this.ws.on('message', (data) => {
+      const m = JSON.parse(data.toString()) as Msg
+      this.messages.push(m)
+      this.waiters = this.waiters.filter((w) => (w.match(m) ? (w.resolve(m), false) : true))
+    })
+  }
+  opened(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve())
+      this.ws.once('error', reject)
+    })
+  }
+  send(m: object): void {
+    this.ws.send(JSON.stringify(m))
+  }
+  next(match: (m: Msg) => boolean, timeoutMs = 5000): Promise<Msg> {
+    const seen = this.messages.find(match)
+    if (seen) {
+      this.messages.splice(this.messages.indexOf(seen), 1)
+      return Promise.resolve(seen)
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no matching message in time')), timeoutMs)
+      this.waiters.push({
+        match,
+        resolve: (m) => {
+          clearTimeout(timer)
+          this.messages.splice(this.messages.indexOf(m), 1)
+          resolve(m)
+        },
+      })
+    })
+  }
+}
+
+t.test('a subscriber gets a snapshot, then a delta after each commit, and resumes without a gap', async (t) => {
+  const te = await createTestEnv({ LANTERN_PARTITIONS: '2', LANTERN_LIVE_TICK_MS: '20' })
+  const api = await openTestRuntime(te, 'api')
+  const worker = await openTestRuntime(te, 'worker')
+  const { app } = await buildApp(api)
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  const address = app.server.address()
+  const url = `ws://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/v1/live`
+  const clients: Client[] = []
+  t.teardown(async () => {
+    for (const c of clients) c.ws.terminate()
+    await app.close()
+    await api.close()
+    await worker.close()
+    await te.destroy()
+  })
+  const drainers = makeDrainers(worker)
+  const now = Date.now()
+  const post = async (ids: string[], province: string, value: number) => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/v1/metrics',
+      payload: ids.map((id) => ({ id, source: 'hue-env', metric: 'air.pm25', ts: now, value, dims: { province, station: `S-${id}` } })),
+    })
+    t.equal(res.statusCode, 202)
+    await drainAll(drainers)
+  }
+  await post(['a1', 'a2'], '46', 10)
+
+  const c = new Client(url)
+  clients.push(c)
+  await c.opened()
+  t.match(await c.next((m) => m.type === 'hello'), { protocol: 1 })
+  c.send({ type: 'subscribe', id: 's1', topic: { kind: 'aggregate', metric: 'air.pm25', window: '1m', dims: { province: '46' } } })
+  const subscribed = await c.next((m) => m.type === 'subscribed')
+  t.equal(subscribed.id, 's1')
+  const snapshot = await c.next((m) => m.type === 'snapshot')
+  t.equal(snapshot.buckets?.length, 1)
+  t.equal(snapshot.buckets?.[0]?.count, 2, 'snapshot holds what was committed before subscribing')
+
+  await post(['a3'], '46', 20)
+  const d1 = await c.next((m) => m.type === 'delta')
+  t.equal(d1.topic, subscribed.topic)
+  t.equal(d1.bucket?.count, 3)
+  t.equal(d1.bucket?.sum, 40)
+  t.ok((d1.seq ?? 0) > (snapshot.seq as number), 'sequence grows')
+
+  await post(['b1'], '01', 99)
+  await new Promise((r) => setTimeout(r, 200))
+  t.notOk(c.messages.some((m) => m.type === 'delta'), 'a change outside the filter sends nothing')
+
+  // The screen drops off; two commits happen; it comes back with the last sequence it saw.
+  c.ws.terminate()
+  const watcher = new Client(url)
+  clients.push(watcher)
+  await watcher.opened()
+  watcher.send({ type: 'subscribe', topic: { kind: 'aggregate', metric: 'air.pm25', window: '1m', dims: { province: '46' } } })
+  await watcher.next((m) => m.type === 'snapshot')
+  await post(['a4'], '46', 30)
+  await watcher.next((m) => m.type === 'delta' && m.bucket?.count === 4)
+  await post(['a5'], '46', 40)
+  await watcher.next((m) => m.type === 'delta' && m.bucket?.count === 5)
+
+  const back = new Client(url)
+  clients.push(back)
+  await back.opened()
+  back.send({ type: 'subscribe', topic: { kind: 'aggregate', metric: 'air.pm25', window: '1m', dims: { province: '46' } }, since: d1.seq })
+  const missed = [await back.next((m) => m.type === 'delta'), await back.next((m) => m.type === 'delta')]
+  t.same(missed.map((m) => m.bucket?.count), [4, 5], 'the missed deltas, in order')
+  t.same(missed.map((m) => m.seq), [(d1.seq as number) + 1, (d1.seq as number) + 2])
+  t.notOk(back.messages.some((m) => m.type === 'snapshot'), 'no snapshot when the history reaches back')
+
+  const lost = new Client(url)
+  clients.push(lost)
+  await lost.opened()
+  lost.send({ type: 'subscribe', topic: { kind: 'aggregate', metric: 'air.pm25', window: '1m', dims: { province: '46' } }, since: 10_000 })
+  await lost.next((m) => m.type === 'reset')
+  t.equal((await lost.next((m) => m.type === 'snapshot')).buckets?.[0]?.count, 5, 'a sequence the hub cannot serve gets a reset and a fresh snapshot')
+
+  lost.send({ type: 'subscribe', topic: { kind: 'aggregate', metric: 'air.pm25', window: '2m' } })
+  t.equal((await lost.next((m) => m.type === 'error')).code, 'BAD_REQUEST')
+  lost.ws.send('not json')
+  t.equal((await lost.next((m) => m.type === 'error')).code, 'BAD_REQUEST')
+  lost.send({ type: 'ping', ts: 5 })
+  t.equal((await lost.next((m) => m.type === 'pong')).ts, 5)
+})
