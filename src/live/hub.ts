@@ -52,6 +52,11 @@ export class Hub {
 
   async start(): Promise<void> {
     this.sub.on('message', (channel: string, message: string) => this.onRedisMessage(channel, message))
+    let connectedOnce = false
+    this.sub.on('ready', () => {
+      if (connectedOnce) this.resync().catch((err: Error) => this.rt.log.error({ err }, 'live resync after reconnect failed'))
+      connectedOnce = true
+    })
     await this.sub.connect()
     await this.sub.subscribe(this.rt.keys.changesChannel)
     this.publisher.start()
@@ -152,6 +157,41 @@ export class Hub {
     const waiting = sub.pending ?? []
     sub.pending = null
     for (const d of waiting) this.deliver(conn, sub, d.seq, d.message)
+  }
+
+  /**
+   * Pub/sub drops what is published while the subscriber is disconnected; after a reconnect every
+   * local subscription is brought level from the topic history, or reset with a fresh snapshot
+   * when the history no longer reaches back. Never a silent gap.
+   */
+  private async resync(): Promise<void> {
+    const { redis, keys } = this.rt
+    for (const local of this.topics.values()) {
+      const id = local.topic.id
+      const subs = [...local.conns].flatMap((conn) => {
+        const sub = conn.subs.get(id)
+        return sub && !sub.pending ? [{ conn, sub }] : []
+      })
+      if (subs.length === 0) continue
+      local.cached = null
+      // Change notices were lost too: publish whatever changed meanwhile (the guard skips the rest).
+      const latest = Number(await redis.get(keys.topicSeq(id))) || 0
+      await this.publisher.publish(local.topic, await this.snapshot(local, latest, 60))
+      const from = Math.min(...subs.map((s) => s.sub.lastSeq)) + 1
+      const seq = Number(await redis.get(keys.topicSeq(id))) || 0
+      const entries = seq >= from ? await redis.xrange(keys.topicHistory(id), `${from}-0`, '+') : []
+      const oldest = entries[0] ? Number(entries[0][0].split('-')[0]) : seq + 1
+      for (const { conn, sub } of subs) {
+        if (sub.lastSeq + 1 < oldest && sub.lastSeq < seq) {
+          this.send(conn, JSON.stringify({ type: 'reset', topic: id, reason: 'the hub lost its Redis connection and the history no longer reaches back; a fresh snapshot follows' }))
+          const buckets = await this.snapshot(local, seq, 60)
+          const width = local.topic.widthS * 1000
+          this.send(conn, JSON.stringify({ type: 'snapshot', topic: id, seq, buckets: buckets.map((b) => ({ v: b.version, ...viewOf(b, width) })) }))
+          sub.lastSeq = seq
+        }
+        for (const [entryId, fields] of entries) this.deliver(conn, sub, Number(entryId.split('-')[0]), fields[1] as string)
+      }
+    }
   }
 
   private async snapshot(local: LocalTopic, seq: number, count: number): Promise<RolledBucket[]> {

@@ -60,7 +60,7 @@ t.test('a subscriber gets a snapshot, then a delta after each commit, and resume
   const te = await createTestEnv({ LANTERN_PARTITIONS: '2', LANTERN_LIVE_TICK_MS: '20' })
   const api = await openTestRuntime(te, 'api')
   const worker = await openTestRuntime(te, 'worker')
-  const { app } = await buildApp(api)
+  const { app, hub } = await buildApp(api)
   await app.listen({ host: '127.0.0.1', port: 0 })
   const address = app.server.address()
   const url = `ws://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/v1/live`
@@ -128,12 +128,18 @@ t.test('a subscriber gets a snapshot, then a delta after each commit, and resume
   t.same(missed.map((m) => m.seq), [(d1.seq as number) + 1, (d1.seq as number) + 2])
   t.notOk(back.messages.some((m) => m.type === 'snapshot'), 'no snapshot when the history reaches back')
 
+  // The hub's own Redis subscription drops while a change commits: the screen still gets it.
+  const hubSub = (hub as unknown as { sub: { disconnect(reconnect: boolean): void } }).sub
+  hubSub.disconnect(true)
+  await post(['a6'], '46', 50)
+  t.equal((await watcher.next((m) => m.type === 'delta' && m.bucket?.count === 6, 10_000)).bucket?.sum, 160, 'no gap after the hub reconnects')
+
   const lost = new Client(url)
   clients.push(lost)
   await lost.opened()
   lost.send({ type: 'subscribe', topic: { kind: 'aggregate', metric: 'air.pm25', window: '1m', dims: { province: '46' } }, since: 10_000 })
   await lost.next((m) => m.type === 'reset')
-  t.equal((await lost.next((m) => m.type === 'snapshot')).buckets?.[0]?.count, 5, 'a sequence the hub cannot serve gets a reset and a fresh snapshot')
+  t.equal((await lost.next((m) => m.type === 'snapshot')).buckets?.[0]?.count, 6, 'a sequence the hub cannot serve gets a reset and a fresh snapshot')
 
   lost.send({ type: 'subscribe', topic: { kind: 'aggregate', metric: 'air.pm25', window: '2m' } })
   t.equal((await lost.next((m) => m.type === 'error')).code, 'BAD_REQUEST')
