@@ -42,3 +42,4 @@ async function tick(): Promise<void> {
 
 console.error(`[demo-feed] posting ${rate} events/s of ${series.length} series to ${url}`)
 setInterval(() => void tick(), 1000)
+process.on('disconnect', () => process.exit(0))

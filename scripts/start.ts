@@ -56,7 +56,7 @@ if (values.demo) {
 let stopping = false
 function launch(role: Role): void {
   // Own process group: a terminal Ctrl-C reaches only this supervisor, which then stops each child once, gracefully.
-  const child = spawn(process.execPath, ['--import', 'tsx', role.script], { env: role.env, stdio: ['ignore', 'inherit', 'inherit'], detached: true })
+  const child = spawn(process.execPath, ['--import', 'tsx', role.script], { env: role.env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true })
   role.child = child
   child.on('exit', (code, signal) => {
     if (stopping) return

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyError } from 'fastify'
 import websocket from '@fastify/websocket'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -23,7 +23,8 @@ export async function buildApp(rt: Runtime): Promise<App> {
   const app: FastifyInstance = Fastify({
     loggerInstance: rt.log as FastifyBaseLogger,
     requestIdHeader: 'x-request-id',
-    disableRequestLogging: true,
+    // Ingest logs one line per request itself, with the counts and log entry ids that trace it.
+    logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: true, useDefaults: true } },
   })
   const hub = new Hub(rt)

@@ -2,6 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import { loadConfig } from '../src/config.js'
 import { openRuntime, startRuntime } from '../src/infra/runtime.js'
 import { startDrainWorker } from './drain.worker.js'
+import { stopWithSupervisor } from '../src/infra/supervised.js'
 
 /** Worker process: drains the partitioned log into Postgres. Run as many as needed. */
 const config = loadConfig()
@@ -10,6 +11,7 @@ await startRuntime(rt)
 const drain = startDrainWorker(rt)
 rt.log.info({ partitions: config.partitions }, 'worker started')
 
+stopWithSupervisor()
 closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
   if (err) rt.log.error({ err }, 'worker stopping after an error')
   else rt.log.info({ signal }, 'worker stopping: finishing in-flight batches')
