@@ -9,6 +9,7 @@ import { ingestRoutes } from './routes/ingest.js'
 import { aggregateRoutes } from './routes/aggregates.js'
 import { healthRoutes } from './routes/health.js'
 import { liveRoutes } from './routes/live.js'
+import { kpiRoutes } from './routes/kpis.js'
 
 /** Client messages on the live socket are small; this bounds what a hostile one can make us buffer. */
 const LIVE_MAX_PAYLOAD = 64 * 1024
@@ -59,6 +60,7 @@ export async function buildApp(rt: Runtime): Promise<App> {
       tags: [
         { name: 'ingest', description: 'Sources push events' },
         { name: 'query', description: 'Aggregates and series' },
+        { name: 'kpis', description: 'Case processing KPIs, rankings, the cases behind a figure, data-quality findings' },
         { name: 'live', description: 'WebSocket topics' },
         { name: 'ops', description: 'Health and metrics' },
       ],
@@ -71,6 +73,7 @@ export async function buildApp(rt: Runtime): Promise<App> {
   await app.register(healthRoutes, { rt })
   await app.register(ingestRoutes, { rt })
   await app.register(aggregateRoutes, { rt })
+  await app.register(kpiRoutes, { rt })
   await app.register(liveRoutes, { hub })
 
   app.addHook('onReady', async () => hub.start())

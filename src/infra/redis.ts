@@ -3,7 +3,7 @@ import { Redis, type RedisOptions, type Result } from 'ioredis'
 export type { Redis }
 
 /**
- * Appends one partition's share of a batch. Atomic: each event's idempotency key is set and the
+ * Appends one partition's share of a batch of one kind of event. Atomic: each event's idempotency key is set and the
  * survivors are written as one log entry, or nothing happens. A duplicate inside the same batch is
  * caught too, since the first SET wins. Returns {entryId or false, 1-based indexes of duplicates}.
  */
@@ -12,14 +12,14 @@ local kept = {}
 local dups = {}
 for i = 2, #KEYS do
   if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
-    kept[#kept + 1] = ARGV[i + 1]
+    kept[#kept + 1] = ARGV[i + 2]
   else
     dups[#dups + 1] = i - 1
   end
 end
 local id = false
 if #kept > 0 then
-  id = redis.call('XADD', KEYS[1], '*', 'n', #kept, 'at', ARGV[2], 'e', '[' .. table.concat(kept, ',') .. ']')
+  id = redis.call('XADD', KEYS[1], '*', 'n', #kept, 'at', ARGV[2], 'k', ARGV[3], 'e', '[' .. table.concat(kept, ',') .. ']')
 end
 return {id, dups}
 `

@@ -1,7 +1,7 @@
 import type { Redis } from '../infra/redis.js'
 import type { Keys } from '../infra/keys.js'
-import { partitionOf, seriesKey } from '../domain/series-key.js'
-import type { MetricEvent } from '../schemas/metric-event.js'
+import { partitionOf } from '../domain/series-key.js'
+import type { EventKind } from '../schemas/log-entry.js'
 
 export interface AppendResult {
   accepted: number
@@ -15,17 +15,20 @@ export interface AppendResult {
  * once Redis has every event (or knows it as a duplicate); rejects if any partition's append
  * failed, in which case the client retries and the idempotency keys absorb what did land.
  */
-export async function appendEvents(
+export async function appendEvents<E extends { source: string; id: string }>(
   redis: Redis,
   keys: Keys,
   partitions: number,
   dedupWindowSec: number,
-  events: readonly MetricEvent[],
+  kind: EventKind,
+  events: readonly E[],
+  /** What keeps order: the series of a sample, the case of a report. */
+  orderKey: (e: E) => string,
   arrivedAt: number,
 ): Promise<AppendResult> {
-  const byPartition = new Map<number, MetricEvent[]>()
+  const byPartition = new Map<number, E[]>()
   for (const e of events) {
-    const p = partitionOf(seriesKey(e.metric, e.dims), partitions)
+    const p = partitionOf(orderKey(e), partitions)
     let list = byPartition.get(p)
     if (!list) byPartition.set(p, (list = []))
     list.push(e)
@@ -35,7 +38,7 @@ export async function appendEvents(
   for (const [p, list] of byPartition) {
     const args: (string | number)[] = [keys.stream(p)]
     for (const e of list) args.push(keys.seen(p, e.source, e.id))
-    args.push(dedupWindowSec, arrivedAt)
+    args.push(dedupWindowSec, arrivedAt, kind)
     for (const e of list) args.push(JSON.stringify(e))
     pipeline.lanternAppend(list.length + 1, ...args)
     order.push(p)

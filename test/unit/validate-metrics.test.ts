@@ -1,5 +1,5 @@
 import t from 'tap'
-import { makeMetricValidator } from '../../src/ingest/validate-metrics.js'
+import { makeMetricValidator } from '../../src/ingest/validate-events.js'
 import { parseEventBody } from '../../src/ingest/parse-body.js'
 
 const validate = makeMetricValidator({ maxDims: 4, maxDimValueLength: 16, maxFutureMs: 900_000 })

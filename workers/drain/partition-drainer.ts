@@ -4,6 +4,11 @@ import type { Keys } from '../../src/infra/keys.js'
 import type { Db } from '../../src/infra/db.js'
 import type { Metrics } from '../../src/metrics.js'
 import type { MetricEvent } from '../../src/schemas/metric-event.js'
+import type { ReportEvent } from '../../src/schemas/report-event.js'
+import { EVENT_KINDS, type EventKind } from '../../src/schemas/log-entry.js'
+import { writeCases } from '../../src/repositories/cases.repository.js'
+import { foldCases } from './case-folder.js'
+import type { CaseGroup } from '../../src/live/change-notice.js'
 import { foldBatch, type FoldSettings } from '../../src/domain/fold.js'
 import { addValue, emptyBucket, fromStored, toStored, type BucketState } from '../../src/domain/bucket.js'
 import { advanceCheckpoint, loadCheckpoint, type Checkpoint } from '../../src/repositories/checkpoints.repository.js'
@@ -21,7 +26,8 @@ export interface DrainSettings extends FoldSettings {
 export interface LogEntry {
   id: string
   arrivedAt: number
-  events: MetricEvent[]
+  kind: EventKind
+  events: unknown[]
 }
 
 class CheckpointMoved extends Error {}
@@ -90,9 +96,15 @@ export class PartitionDrainer {
       metrics.drainLag.set({ partition: this.partition }, 0)
       return 0
     }
-    const events = entries.flatMap((e) => e.events)
+    const samples: MetricEvent[] = []
+    const reports: ReportEvent[] = []
+    for (const e of entries) {
+      if (e.kind === EVENT_KINDS.report) reports.push(...(e.events as ReportEvent[]))
+      else samples.push(...(e.events as MetricEvent[]))
+    }
     const lastId = (entries[entries.length - 1] as LogEntry).id
-    const fold = foldBatch(events, from.watermarkMs, this.settings)
+    const fold = foldBatch(samples, from.watermarkMs, this.settings)
+    const cases = await foldCases(db, this.partition, reports)
 
     await this.resolveSeriesIds([...fold.series.keys()])
     await this.loadMissingBuckets(fold.series)
@@ -110,7 +122,7 @@ export class PartitionDrainer {
     const to = { lastId, watermarkMs: fold.watermarkMs }
     const started = process.hrtime.bigint()
     await db.transaction().execute(async (trx) => {
-      if (!(await advanceCheckpoint(trx, from, to, fold.events, fold.lateEvents))) throw new CheckpointMoved()
+      if (!(await advanceCheckpoint(trx, from, to, fold.events + reports.length, fold.lateEvents))) throw new CheckpointMoved()
       const ids = await touchSeries(
         trx,
         [...fold.series.values()].map((sb) => ({ ...sb, partition: this.partition })),
@@ -120,6 +132,7 @@ export class PartitionDrainer {
         trx,
         touched.map((t) => ({ seriesId: this.seriesIds.get(t.seriesKey) as number, widthS: t.widthS, startMs: t.startMs, ...toStored(t.state) })),
       )
+      await writeCases(trx, cases.writes)
     })
     metrics.commitLatency.observe(Number(process.hrtime.bigint() - started) / 1e9)
 
@@ -129,15 +142,15 @@ export class PartitionDrainer {
     }
     this.cache.evict(fold.watermarkMs - this.settings.latenessMs)
 
-    metrics.eventsDrained.inc({ partition: this.partition }, fold.events)
+    metrics.eventsDrained.inc({ partition: this.partition }, fold.events + reports.length)
     if (fold.lateEvents > 0) metrics.eventsLate.inc({ partition: this.partition }, fold.lateEvents)
     metrics.drainLag.set({ partition: this.partition }, caughtUp ? 0 : Math.max(0, (Date.now() - entryIdMs(lastId)) / 1000))
     log.debug(
-      { partition: this.partition, fromId: from.lastId, toId: lastId, entries: entries.length, events: fold.events, late: fold.lateEvents, buckets: touched.length },
+      { partition: this.partition, fromId: from.lastId, toId: lastId, entries: entries.length, samples: fold.events, reports: reports.length, late: fold.lateEvents, buckets: touched.length, cases: cases.writes.length },
       'batch committed',
     )
-    await this.announce(touched)
-    return fold.events
+    await this.announce(touched, cases.groups)
+    return fold.events + reports.length
   }
 
   private async readEntries(afterId: string): Promise<{ entries: LogEntry[]; caughtUp: boolean }> {
@@ -158,12 +171,12 @@ export class PartitionDrainer {
     const f: Record<string, string> = {}
     for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string
     try {
-      return { id, arrivedAt: Number(f.at), events: JSON.parse(f.e ?? '[]') as MetricEvent[] }
+      return { id, arrivedAt: Number(f.at), kind: f.k === EVENT_KINDS.report ? EVENT_KINDS.report : EVENT_KINDS.metric, events: JSON.parse(f.e ?? '[]') as unknown[] }
     } catch (err) {
       // Only ingest writes the log, so this means the entry was damaged in Redis. Skipping it
       // keeps the partition flowing; the error log names the entry for the auditor.
       this.deps.log.error({ partition: this.partition, entryId: id, err }, 'unreadable log entry skipped')
-      return { id, arrivedAt: 0, events: [] }
+      return { id, arrivedAt: 0, kind: EVENT_KINDS.metric, events: [] }
     }
   }
 
@@ -189,8 +202,9 @@ export class PartitionDrainer {
   }
 
   /** Tells hubs which buckets changed; sent only after commit, so a hub never reads ahead of it. */
-  private async announce(touched: readonly { metric: string; widthS: number; startMs: number }[]): Promise<void> {
+  private async announce(touched: readonly { metric: string; widthS: number; startMs: number }[], caseGroups: CaseGroup[]): Promise<void> {
     const notice: ChangeNotice = { partition: this.partition, metrics: {} }
+    if (caseGroups.length > 0) notice.cases = caseGroups
     for (const t of touched) {
       const byWidth = (notice.metrics[t.metric] ??= {})
       const starts = (byWidth[t.widthS] ??= [])
