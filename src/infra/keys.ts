@@ -15,6 +15,7 @@ export interface Keys {
   /** BullMQ prefix: its own tag keeps every queue key in one slot, as BullMQ requires. */
   bullPrefix: string
   drainQueue: string
+  maintenanceQueue: string
 }
 
 export function makeKeys(prefix: string): Keys {
@@ -29,6 +30,7 @@ export function makeKeys(prefix: string): Keys {
     changesChannel: `${prefix}:changes`,
     bullPrefix: `${prefix}:{queues}`,
     drainQueue: 'drain',
+    maintenanceQueue: 'maintenance',
   }
 }
 

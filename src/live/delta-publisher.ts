@@ -1,22 +1,31 @@
 import type { Runtime } from '../infra/runtime.js'
 import type { ChangeNotice } from './change-notice.js'
-import type { Topic } from './topic.js'
+import { kpiTopicCovers, type AggregateTopic, type KpiTopic, type Topic } from './topic.js'
 import { dimsMatch } from '../domain/series-key.js'
 import { rollUp, viewOf, type RolledBucket } from '../domain/rollup.js'
 import { bucketsAtStarts } from '../repositories/aggregates.repository.js'
+import { computeKpis, type KpiFigures } from '../repositories/kpis.repository.js'
 
 /** Bucket versions remembered per topic for the newer-than check; older buckets rarely change. */
 const VERSIONS_KEPT = 5000
+/** A KPI topic has one value, versioned under this field. */
+const KPI_FIELD = 'kpi'
+
+export interface KpiSnapshot {
+  kpis: KpiFigures
+  version: number
+}
 
 /**
- * Turns committed changes into topic deltas. Drainers announce which (metric, window, start)
- * changed; each tick this hub reads those buckets once per (metric, window) for every topic it
- * serves, rolls them up per topic, and publishes each bucket through the newer-than guard, which
- * assigns the topic sequence. Deltas carry absolute bucket values, so replaying one twice or
- * receiving it after a snapshot that already holds it changes nothing on the screen.
+ * Turns committed changes into topic deltas. Drainers announce which (metric, window, start) and
+ * which case groups changed; each tick this hub reads the changed state once per (metric, window)
+ * and once per KPI topic, and publishes each value through the newer-than guard, which assigns
+ * the topic sequence. Deltas carry absolute values, so replaying one twice or receiving it after
+ * a snapshot that already holds it changes nothing on the screen.
  */
 export class DeltaPublisher {
-  private dirty = new Map<string, { topic: Topic; starts: Set<number> }>()
+  private dirty = new Map<string, { topic: AggregateTopic; starts: Set<number> }>()
+  private dirtyKpis = new Map<string, KpiTopic>()
   private stopped = false
   private loop: Promise<void> | null = null
 
@@ -27,12 +36,16 @@ export class DeltaPublisher {
 
   onNotice(notice: ChangeNotice): void {
     for (const topic of this.topics()) {
-      const starts = notice.metrics[topic.spec.metric]?.[topic.widthS]
-      if (starts) this.markDirty(topic, starts)
+      if (topic.kind === 'aggregate') {
+        const starts = notice.metrics[topic.spec.metric]?.[topic.widthS]
+        if (starts) this.markDirty(topic, starts)
+      } else if (notice.cases?.some((g) => kpiTopicCovers(topic, g))) {
+        this.dirtyKpis.set(topic.id, topic)
+      }
     }
   }
 
-  markDirty(topic: Topic, starts: Iterable<number>): void {
+  markDirty(topic: AggregateTopic, starts: Iterable<number>): void {
     let d = this.dirty.get(topic.id)
     if (!d) this.dirty.set(topic.id, (d = { topic, starts: new Set() }))
     for (const s of starts) d.starts.add(s)
@@ -58,27 +71,35 @@ export class DeltaPublisher {
   }
 
   /** Publishes rolled-up buckets through the guard; used by ticks and by resubscribing clients. */
-  async publish(topic: Topic, buckets: Iterable<RolledBucket>): Promise<number> {
-    const { redis, keys, config, metrics } = this.rt
+  async publishBuckets(topic: AggregateTopic, buckets: Iterable<RolledBucket>): Promise<number> {
     const width = topic.widthS * 1000
+    return this.publish(
+      topic,
+      [...buckets].map((rb) => ({ field: String(rb.startMs), version: rb.version, message: { type: 'delta', topic: topic.id, v: rb.version, bucket: viewOf(rb, width) } })),
+    )
+  }
+
+  async publishKpis(topic: KpiTopic, snap: KpiSnapshot): Promise<number> {
+    return this.publish(topic, [{ field: KPI_FIELD, version: snap.version, message: { type: 'delta', topic: topic.id, v: snap.version, kpis: snap.kpis } }])
+  }
+
+  private async publish(topic: Topic, items: { field: string; version: number; message: object }[]): Promise<number> {
+    if (items.length === 0) return 0
+    const { redis, keys, config, metrics } = this.rt
     const pipeline = redis.pipeline()
-    let n = 0
-    for (const rb of buckets) {
-      const message = JSON.stringify({ type: 'delta', topic: topic.id, v: rb.version, bucket: viewOf(rb, width) })
+    for (const item of items) {
       pipeline.lanternPublishDelta(
         keys.topicSeq(topic.id),
         keys.topicHistory(topic.id),
         keys.topicVersions(topic.id),
         keys.topicChannel(topic.id),
-        String(rb.startMs),
-        rb.version,
-        message,
+        item.field,
+        item.version,
+        JSON.stringify(item.message),
         config.liveHistory,
         VERSIONS_KEPT,
       )
-      n++
     }
-    if (n === 0) return 0
     const replies = (await pipeline.exec()) ?? []
     let published = 0
     for (const [err, seq] of replies) {
@@ -90,11 +111,16 @@ export class DeltaPublisher {
   }
 
   private async tick(): Promise<void> {
+    await this.tickAggregates()
+    await this.tickKpis()
+  }
+
+  private async tickAggregates(): Promise<void> {
     if (this.dirty.size === 0) return
     const batch = this.dirty
     this.dirty = new Map()
     try {
-      const groups = new Map<string, { metric: string; widthS: number; starts: Set<number>; items: { topic: Topic; starts: Set<number> }[] }>()
+      const groups = new Map<string, { metric: string; widthS: number; starts: Set<number>; items: { topic: AggregateTopic; starts: Set<number> }[] }>()
       for (const d of batch.values()) {
         const gk = `${d.topic.widthS}:${d.topic.spec.metric}`
         let g = groups.get(gk)
@@ -106,11 +132,7 @@ export class DeltaPublisher {
         const rows = await bucketsAtStarts(this.rt.db, g.metric, g.widthS, [...g.starts])
         for (const { topic, starts } of g.items) {
           const byStart = rollUp(rows.filter((r) => dimsMatch(r.dims, topic.spec.dims))).get('')
-          if (!byStart) continue
-          await this.publish(
-            topic,
-            [...starts].flatMap((s) => byStart.get(s) ?? []),
-          )
+          if (byStart) await this.publishBuckets(topic, [...starts].flatMap((s) => byStart.get(s) ?? []))
         }
       }
     } catch (err) {
@@ -119,4 +141,23 @@ export class DeltaPublisher {
       throw err
     }
   }
+
+  private async tickKpis(): Promise<void> {
+    if (this.dirtyKpis.size === 0) return
+    const batch = this.dirtyKpis
+    this.dirtyKpis = new Map()
+    try {
+      for (const topic of batch.values()) await this.publishKpis(topic, await kpiSnapshot(this.rt, topic))
+    } catch (err) {
+      for (const t of batch.values()) this.dirtyKpis.set(t.id, t)
+      throw err
+    }
+  }
+}
+
+export async function kpiSnapshot(rt: Runtime, topic: KpiTopic): Promise<KpiSnapshot> {
+  const { rows, version } = await computeKpis(rt.db, { filter: topic.spec.filter, groupBy: [], asOfMs: Date.now(), fromMs: null })
+  const kpis = rows[0]?.kpis
+  if (!kpis) throw new Error('KPI query returned no row')
+  return { kpis, version }
 }

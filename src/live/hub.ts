@@ -2,9 +2,9 @@ import type { WebSocket } from 'ws'
 import { Ajv } from 'ajv'
 import type { Runtime } from '../infra/runtime.js'
 import { makeRedis, type Redis } from '../infra/redis.js'
-import { topicOf, type Topic } from './topic.js'
+import { topicOf, type AggregateTopic, type Topic } from './topic.js'
 import { ClientMessage, CLOSE, PROTOCOL_VERSION, type SubscribeMessage } from './protocol.js'
-import { DeltaPublisher } from './delta-publisher.js'
+import { DeltaPublisher, kpiSnapshot } from './delta-publisher.js'
 import type { ChangeNotice } from './change-notice.js'
 import { rollUp, viewOf, type RolledBucket } from '../domain/rollup.js'
 import { bucketsInRange, newestStart } from '../repositories/aggregates.repository.js'
@@ -142,16 +142,14 @@ export class Hub {
         sub.lastSeq = missed.length > 0 ? Number((missed[missed.length - 1] as [string, string[]])[0].split('-')[0]) : seq
         replayed = true
         // Changes committed while no hub watched this topic were never published: publish them now.
-        await this.publisher.publish(topic, await this.snapshot(local, seq, count))
+        await this.refresh(local, seq, count)
       }
     }
     if (!replayed) {
       if (msg.since !== undefined) {
         this.send(conn, JSON.stringify({ type: 'reset', topic: topic.id, reason: 'the history no longer reaches back to the given sequence; a fresh snapshot follows' }))
       }
-      const buckets = await this.snapshot(local, seq, count)
-      const width = topic.widthS * 1000
-      this.send(conn, JSON.stringify({ type: 'snapshot', topic: topic.id, seq, buckets: buckets.map((b) => ({ v: b.version, ...viewOf(b, width) })) }))
+      this.send(conn, await this.snapshotMessage(local, seq, count))
       sub.lastSeq = seq
     }
     const waiting = sub.pending ?? []
@@ -176,7 +174,7 @@ export class Hub {
       local.cached = null
       // Change notices were lost too: publish whatever changed meanwhile (the guard skips the rest).
       const latest = Number(await redis.get(keys.topicSeq(id))) || 0
-      await this.publisher.publish(local.topic, await this.snapshot(local, latest, 60))
+      await this.refresh(local, latest, 60)
       const from = Math.min(...subs.map((s) => s.sub.lastSeq)) + 1
       const seq = Number(await redis.get(keys.topicSeq(id))) || 0
       const entries = seq >= from ? await redis.xrange(keys.topicHistory(id), `${from}-0`, '+') : []
@@ -184,9 +182,7 @@ export class Hub {
       for (const { conn, sub } of subs) {
         if (sub.lastSeq + 1 < oldest && sub.lastSeq < seq) {
           this.send(conn, JSON.stringify({ type: 'reset', topic: id, reason: 'the hub lost its Redis connection and the history no longer reaches back; a fresh snapshot follows' }))
-          const buckets = await this.snapshot(local, seq, 60)
-          const width = local.topic.widthS * 1000
-          this.send(conn, JSON.stringify({ type: 'snapshot', topic: id, seq, buckets: buckets.map((b) => ({ v: b.version, ...viewOf(b, width) })) }))
+          this.send(conn, await this.snapshotMessage(local, seq, 60))
           sub.lastSeq = seq
         }
         for (const [entryId, fields] of entries) this.deliver(conn, sub, Number(entryId.split('-')[0]), fields[1] as string)
@@ -194,10 +190,28 @@ export class Hub {
     }
   }
 
-  private async snapshot(local: LocalTopic, seq: number, count: number): Promise<RolledBucket[]> {
+  /** Recomputes a topic from committed state and publishes what is newer than what was published. */
+  private async refresh(local: LocalTopic, seq: number, count: number): Promise<void> {
+    const topic = local.topic
+    if (topic.kind === 'kpi') await this.publisher.publishKpis(topic, await kpiSnapshot(this.rt, topic))
+    else await this.publisher.publishBuckets(topic, await this.buckets(local, topic, seq, count))
+  }
+
+  private async snapshotMessage(local: LocalTopic, seq: number, count: number): Promise<string> {
+    const topic = local.topic
+    if (topic.kind === 'kpi') {
+      const snap = await kpiSnapshot(this.rt, topic)
+      return JSON.stringify({ type: 'snapshot', topic: topic.id, seq, v: snap.version, kpis: snap.kpis })
+    }
+    const width = topic.widthS * 1000
+    const buckets = await this.buckets(local, topic, seq, count)
+    return JSON.stringify({ type: 'snapshot', topic: topic.id, seq, buckets: buckets.map((b) => ({ v: b.version, ...viewOf(b, width) })) })
+  }
+
+  private async buckets(local: LocalTopic, topic: AggregateTopic, seq: number, count: number): Promise<RolledBucket[]> {
     const c = local.cached
     if (c && c.seq === seq && c.count >= count) return c.buckets.slice(-count)
-    const { spec, widthS } = local.topic
+    const { spec, widthS } = topic
     const newest = await newestStart(this.rt.db, spec.metric, spec.dims, widthS)
     if (newest === null) return []
     const rows = await bucketsInRange(this.rt.db, { metric: spec.metric, dims: spec.dims, widthS, fromMs: newest - (count - 1) * widthS * 1000, toMs: newest + 1 })

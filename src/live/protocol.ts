@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import { AggregateTopicSpec } from './topic.js'
+import { TopicSpec } from './topic.js'
 
 /**
  * The live socket protocol, version 1. Every message is one JSON object with a `type`. Unknown
@@ -10,9 +10,9 @@ export const PROTOCOL_VERSION = 1
 export const SubscribeMessage = Type.Object({
   type: Type.Literal('subscribe'),
   id: Type.Optional(Type.String({ maxLength: 64, description: 'echoed in the reply' })),
-  topic: AggregateTopicSpec,
+  topic: TopicSpec,
   since: Type.Optional(Type.Integer({ minimum: 0, description: 'last sequence seen; the hub replays what came after, or resets' })),
-  buckets: Type.Optional(Type.Integer({ minimum: 1, maximum: 1440, default: 60, description: 'buckets in the snapshot' })),
+  buckets: Type.Optional(Type.Integer({ minimum: 1, maximum: 1440, default: 60, description: 'aggregate topics: buckets in the snapshot' })),
 })
 
 export const UnsubscribeMessage = Type.Object({ type: Type.Literal('unsubscribe'), id: Type.Optional(Type.String({ maxLength: 64 })), topic: Type.String({ maxLength: 64 }) })

@@ -3,6 +3,8 @@ import { Type, type Static } from '@sinclair/typebox'
 import { DIM_KEY_PATTERN, METRIC_PATTERN } from '../schemas/metric-event.js'
 import { WINDOWS, WINDOW_MS, type WindowName } from '../domain/windows.js'
 import { canonicalDims } from '../domain/series-key.js'
+import { KPI_DIMS, type KpiFilter } from '../repositories/kpis.repository.js'
+import type { CaseGroup } from './change-notice.js'
 
 export const AggregateTopicSpec = Type.Object(
   {
@@ -15,15 +17,51 @@ export const AggregateTopicSpec = Type.Object(
 )
 export type AggregateTopicSpec = Static<typeof AggregateTopicSpec>
 
-export interface Topic {
+const KpiValue = Type.String({ minLength: 1, maxLength: 128 })
+export const KpiTopicSpec = Type.Object(
+  {
+    kind: Type.Literal('kpi'),
+    service: Type.Optional(KpiValue),
+    province: Type.Optional(KpiValue),
+    agency: Type.Optional(KpiValue),
+    category: Type.Optional(KpiValue),
+  },
+  { additionalProperties: false, description: 'the case KPIs of /v1/kpis for this filter, now' },
+)
+export type KpiTopicSpec = Static<typeof KpiTopicSpec>
+
+export const TopicSpec = Type.Union([AggregateTopicSpec, KpiTopicSpec])
+export type TopicSpec = Static<typeof TopicSpec>
+
+export interface AggregateTopic {
   /** Stable id shared by every hub: the same spec always names the same topic and sequence. */
   id: string
+  kind: 'aggregate'
   spec: { kind: 'aggregate'; metric: string; window: WindowName; dims: Record<string, string> }
   widthS: number
 }
 
-export function topicOf(spec: AggregateTopicSpec): Topic {
+export interface KpiTopic {
+  id: string
+  kind: 'kpi'
+  spec: { kind: 'kpi'; filter: KpiFilter }
+}
+
+export type Topic = AggregateTopic | KpiTopic
+
+const digest = (canonical: unknown): string => createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 22)
+
+export function topicOf(spec: TopicSpec): Topic {
+  if (spec.kind === 'kpi') {
+    const filter: KpiFilter = Object.fromEntries(KPI_DIMS.flatMap((d) => (spec[d] !== undefined ? [[d, spec[d]]] : [])))
+    const canonical = { kind: 'kpi' as const, filter }
+    return { id: `kpi.${digest(canonical)}`, kind: 'kpi', spec: canonical }
+  }
   const canonical = { kind: spec.kind, metric: spec.metric, window: spec.window, dims: canonicalDims(spec.dims ?? {}) }
-  const digest = createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 22)
-  return { id: `agg.${digest}`, spec: canonical, widthS: WINDOW_MS[spec.window] / 1000 }
+  return { id: `agg.${digest(canonical)}`, kind: 'aggregate', spec: canonical, widthS: WINDOW_MS[spec.window] / 1000 }
+}
+
+/** Whether a change to cases of this group can move the topic's figures. */
+export function kpiTopicCovers(topic: KpiTopic, group: CaseGroup): boolean {
+  return KPI_DIMS.every((d) => topic.spec.filter[d] === undefined || topic.spec.filter[d] === group[d])
 }

@@ -65,3 +65,24 @@ export async function writeCases(trx: Db, cases: readonly CaseWrite[]): Promise<
                          ${findings.map((f) => f.province)}::text[])
     ON CONFLICT DO NOTHING`.execute(trx)
 }
+
+/**
+ * Marks cases whose due time passed since the last check as changed (a new version), so live KPI
+ * topics recompute although no event arrived. Runs in one transaction that row-locks its own
+ * progress marker, so concurrent checks on several workers take turns and never skip a case.
+ */
+export async function markNewlyOverdue(db: Db, nowMs: number): Promise<{ service: string; province: string | null; agency: string | null; category: string | null }[]> {
+  return db.transaction().execute(async (trx) => {
+    await sql`INSERT INTO lantern_meta (key, value) VALUES ('overdue_checked_until', '-infinity') ON CONFLICT (key) DO NOTHING`.execute(trx)
+    const { rows: marker } = await sql<{ value: string }>`SELECT value FROM lantern_meta WHERE key = 'overdue_checked_until' FOR UPDATE`.execute(trx)
+    const since = marker[0]?.value ?? '-infinity'
+    const now = new Date(nowMs).toISOString()
+    const { rows } = await sql<{ service: string; province: string | null; agency: string | null; category: string | null }>`
+      UPDATE cases SET version = nextval('case_version_seq'), updated_at = now()
+      WHERE resolved_ts IS NULL AND rejected_ts IS NULL AND due_ts > ${since}::timestamptz AND due_ts <= ${now}::timestamptz
+      RETURNING service, province, agency, category`.execute(trx)
+    await sql`UPDATE lantern_meta SET value = ${now} WHERE key = 'overdue_checked_until'`.execute(trx)
+    const groups = new Map(rows.map((r) => [JSON.stringify(r), r]))
+    return [...groups.values()]
+  })
+}

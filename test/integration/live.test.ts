@@ -1,60 +1,8 @@
 import t from 'tap'
-import { WebSocket } from 'ws'
+import { Client } from '../helpers/ws-client.js'
 import { createTestEnv, openTestRuntime } from '../helpers/context.js'
 import { drainAll, makeDrainers } from '../helpers/drain.js'
 import { buildApp } from '../../src/app.js'
-
-interface Msg {
-  type?: string
-  seq?: number
-  topic?: string
-  bucket?: { start: string; count: number; sum: number }
-  buckets?: { start: string; count: number }[]
-  code?: string
-  [k: string]: unknown
-}
-
-/** A socket client that queues every message and lets the test wait for the next matching one. */
-class Client {
-  readonly messages: Msg[] = []
-  private waiters: { match: (m: Msg) => boolean; resolve: (m: Msg) => void }[] = []
-  readonly ws: WebSocket
-  constructor(url: string) {
-    this.ws = new WebSocket(url)
-    this.ws.on('message', (data) => {
-      const m = JSON.parse(data.toString()) as Msg
-      this.messages.push(m)
-      this.waiters = this.waiters.filter((w) => (w.match(m) ? (w.resolve(m), false) : true))
-    })
-  }
-  opened(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.ws.once('open', () => resolve())
-      this.ws.once('error', reject)
-    })
-  }
-  send(m: object): void {
-    this.ws.send(JSON.stringify(m))
-  }
-  next(match: (m: Msg) => boolean, timeoutMs = 5000): Promise<Msg> {
-    const seen = this.messages.find(match)
-    if (seen) {
-      this.messages.splice(this.messages.indexOf(seen), 1)
-      return Promise.resolve(seen)
-    }
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('no matching message in time')), timeoutMs)
-      this.waiters.push({
-        match,
-        resolve: (m) => {
-          clearTimeout(timer)
-          this.messages.splice(this.messages.indexOf(m), 1)
-          resolve(m)
-        },
-      })
-    })
-  }
-}
 
 t.test('a subscriber gets a snapshot, then a delta after each commit, and resumes without a gap', async (t) => {
   const te = await createTestEnv({ LANTERN_PARTITIONS: '2', LANTERN_LIVE_TICK_MS: '20' })
