@@ -16,6 +16,9 @@ export interface BucketState {
   mean: number
   m2: number
   sketch: DDSketch
+  /** The sample with the latest event time (-Infinity when empty). */
+  lastTs: number
+  last: number
 }
 
 export interface BucketSummary {
@@ -28,10 +31,13 @@ export interface BucketSummary {
   p50: number | null
   p95: number | null
   p99: number | null
+  /** Value of the sample with the latest event time. */
+  last: number | null
+  lastTs: string | null
 }
 
 export function emptyBucket(): BucketState {
-  return { count: 0, sum: 0, min: Infinity, max: -Infinity, mean: 0, m2: 0, sketch: new DDSketch({ relativeAccuracy: SKETCH_ACCURACY }) }
+  return { count: 0, sum: 0, min: Infinity, max: -Infinity, mean: 0, m2: 0, sketch: new DDSketch({ relativeAccuracy: SKETCH_ACCURACY }), lastTs: -Infinity, last: 0 }
 }
 
 export function addValue(b: BucketState, value: number): void {
@@ -45,9 +51,21 @@ export function addValue(b: BucketState, value: number): void {
   b.sketch.accept(value)
 }
 
+/** Keeps the latest sample by event time; at equal times the later-arriving one wins. */
+export function observeLast(b: BucketState, ts: number, value: number): void {
+  if (ts >= b.lastTs) {
+    b.lastTs = ts
+    b.last = value
+  }
+}
+
 /** Folds `other` into `into`; `other` is left untouched. */
 export function mergeInto(into: BucketState, other: BucketState): void {
   if (other.count === 0) return
+  if (other.lastTs > into.lastTs) {
+    into.lastTs = other.lastTs
+    into.last = other.last
+  }
   if (into.count === 0) {
     into.count = other.count
     into.sum = other.sum
@@ -90,7 +108,7 @@ const clamp = (v: number, lo: number, hi: number): number => Math.min(hi, Math.m
 /** Quantiles are clamped to the exact min and max, which the sketch only approximates. */
 export function summarize(b: BucketState): BucketSummary {
   if (b.count === 0) {
-    return { count: 0, sum: 0, min: null, max: null, mean: null, stddev: null, p50: null, p95: null, p99: null }
+    return { count: 0, sum: 0, min: null, max: null, mean: null, stddev: null, p50: null, p95: null, p99: null, last: null, lastTs: null }
   }
   const q = (p: number): number => clamp(b.sketch.getValueAtQuantile(p), b.min, b.max)
   return {
@@ -104,6 +122,8 @@ export function summarize(b: BucketState): BucketSummary {
     p50: q(0.5),
     p95: q(0.95),
     p99: q(0.99),
+    last: Number.isFinite(b.lastTs) ? b.last : null,
+    lastTs: Number.isFinite(b.lastTs) ? new Date(b.lastTs).toISOString() : null,
   }
 }
 
@@ -115,10 +135,13 @@ export interface StoredBucket {
   mean: number
   m2: number
   sketch: Uint8Array
+  lastTs: number | null
+  last: number | null
 }
 
 export function toStored(b: BucketState): StoredBucket {
-  return { count: b.count, sum: b.sum, min: b.min, max: b.max, mean: b.mean, m2: b.m2, sketch: b.sketch.toProto() }
+  const hasLast = Number.isFinite(b.lastTs)
+  return { count: b.count, sum: b.sum, min: b.min, max: b.max, mean: b.mean, m2: b.m2, sketch: b.sketch.toProto(), lastTs: hasLast ? b.lastTs : null, last: hasLast ? b.last : null }
 }
 
 export function fromStored(s: StoredBucket): BucketState {
@@ -128,5 +151,5 @@ export function fromStored(s: StoredBucket): BucketState {
   sketch.sum = s.sum
   sketch.min = s.min
   sketch.max = s.max
-  return { count: s.count, sum: s.sum, min: s.min, max: s.max, mean: s.mean, m2: s.m2, sketch }
+  return { count: s.count, sum: s.sum, min: s.min, max: s.max, mean: s.mean, m2: s.m2, sketch, lastTs: s.lastTs ?? -Infinity, last: s.last ?? 0 }
 }

@@ -6,6 +6,9 @@ export interface BucketValues {
   widthS: number
   startMs: number
   values: number[]
+  /** The batch's latest sample by event time (the later in log order at equal times). */
+  lastTs: number
+  last: number
 }
 
 export interface SeriesBatch {
@@ -65,8 +68,12 @@ export function foldBatch(events: readonly MetricEvent[], watermarkMs: number, s
       const widthS = WINDOW_MS[w] / 1000
       const bk = `${widthS}:${startMs}`
       let bv = sb.buckets.get(bk)
-      if (!bv) sb.buckets.set(bk, (bv = { widthS, startMs, values: [] }))
+      if (!bv) sb.buckets.set(bk, (bv = { widthS, startMs, values: [], lastTs: e.ts, last: e.value }))
       bv.values.push(e.value)
+      if (e.ts >= bv.lastTs) {
+        bv.lastTs = e.ts
+        bv.last = e.value
+      }
     }
   }
   return { series, watermarkMs: watermark, events: events.length, lateEvents: late }

@@ -41,6 +41,8 @@ export interface AggregateBucketsTable {
   mean: number
   m2: number
   sketch: Buffer
+  last: number | null
+  last_ts: Timestamp | null
   version: number
   updated_at: Generated<Date>
 }

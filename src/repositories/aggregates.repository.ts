@@ -31,6 +31,8 @@ interface RawBucket {
   m2: number
   sketch: Buffer
   version: number
+  last: number | null
+  last_ts: Date | null
 }
 
 const fromRaw = (r: RawBucket): BucketRow => ({
@@ -45,6 +47,8 @@ const fromRaw = (r: RawBucket): BucketRow => ({
   m2: r.m2,
   sketch: r.sketch,
   version: r.version,
+  last: r.last,
+  lastTs: r.last_ts ? r.last_ts.getTime() : null,
 })
 
 export async function loadBuckets(db: Db, refs: readonly BucketRef[]): Promise<BucketRow[]> {
@@ -61,17 +65,18 @@ export async function loadBuckets(db: Db, refs: readonly BucketRef[]): Promise<B
 export async function upsertBuckets(trx: Db, rows: readonly (BucketRef & StoredBucket)[]): Promise<void> {
   if (rows.length === 0) return
   await sql`
-    INSERT INTO aggregate_buckets (series_id, width_s, start, count, sum, min, max, mean, m2, sketch, version, updated_at)
-    SELECT series_id, width_s, start, count, sum, min, max, mean, m2, sketch, 1, now()
+    INSERT INTO aggregate_buckets (series_id, width_s, start, count, sum, min, max, mean, m2, sketch, last, last_ts, version, updated_at)
+    SELECT series_id, width_s, start, count, sum, min, max, mean, m2, sketch, last, last_ts, 1, now()
     FROM unnest(${rows.map((r) => r.seriesId)}::bigint[], ${rows.map((r) => r.widthS)}::int[],
                 ${rows.map((r) => iso(r.startMs))}::timestamptz[], ${rows.map((r) => r.count)}::bigint[],
                 ${rows.map((r) => r.sum)}::float8[], ${rows.map((r) => r.min)}::float8[], ${rows.map((r) => r.max)}::float8[],
                 ${rows.map((r) => r.mean)}::float8[], ${rows.map((r) => r.m2)}::float8[],
-                ${rows.map((r) => Buffer.from(r.sketch))}::bytea[])
-      AS t(series_id, width_s, start, count, sum, min, max, mean, m2, sketch)
+                ${rows.map((r) => Buffer.from(r.sketch))}::bytea[], ${rows.map((r) => r.last)}::float8[],
+                ${rows.map((r) => (r.lastTs === null ? null : iso(r.lastTs)))}::timestamptz[])
+      AS t(series_id, width_s, start, count, sum, min, max, mean, m2, sketch, last, last_ts)
     ON CONFLICT (series_id, width_s, start) DO UPDATE SET
       count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max,
-      mean = excluded.mean, m2 = excluded.m2, sketch = excluded.sketch,
+      mean = excluded.mean, m2 = excluded.m2, sketch = excluded.sketch, last = excluded.last, last_ts = excluded.last_ts,
       version = aggregate_buckets.version + 1, updated_at = now()`.execute(trx)
 }
 

@@ -58,6 +58,8 @@ export const BucketView = Type.Object({
   p50: Num,
   p95: Num,
   p99: Num,
+  last: Type.Union([Type.Number({ description: 'the sample with the latest event time' }), Type.Null()]),
+  lastTs: Type.Union([Type.String(), Type.Null()]),
 })
 
 export function dimsFromQuery(query: Record<string, unknown>): Record<string, string> {

@@ -1,6 +1,6 @@
 import t from 'tap'
 import * as ss from 'simple-statistics'
-import { addValue, emptyBucket, fromStored, mergeInto, summarize, toStored } from '../../src/domain/bucket.js'
+import { addValue, emptyBucket, fromStored, mergeInto, observeLast, summarize, toStored } from '../../src/domain/bucket.js'
 
 /** Deterministic values with spread, negatives and repeats, like real sensor readings. */
 function values(n: number, seed: number): number[] {
@@ -55,5 +55,21 @@ t.test('merging buckets of parts equals one bucket of the whole (no average of a
 
 t.test('an empty bucket reports nulls, not zeros', async (t) => {
   const s = summarize(emptyBucket())
-  t.same(s, { count: 0, sum: 0, min: null, max: null, mean: null, stddev: null, p50: null, p95: null, p99: null })
+  t.same(s, { count: 0, sum: 0, min: null, max: null, mean: null, stddev: null, p50: null, p95: null, p99: null, last: null, lastTs: null })
+})
+
+t.test('the last value is the sample with the latest event time, whatever the merge order', async (t) => {
+  const a = emptyBucket()
+  addValue(a, 518)
+  observeLast(a, Date.parse('2020-12-31T00:00:00Z'), 518)
+  const b = emptyBucket()
+  addValue(b, 400)
+  observeLast(b, Date.parse('2020-06-30T00:00:00Z'), 400)
+  for (const [x, y] of [[a, b], [b, a]] as const) {
+    const m = emptyBucket()
+    mergeInto(m, fromStored(toStored(x)))
+    mergeInto(m, fromStored(toStored(y)))
+    t.equal(summarize(m).last, 518)
+    t.equal(summarize(m).lastTs, '2020-12-31T00:00:00.000Z')
+  }
 })

@@ -10,7 +10,7 @@ import { writeCases } from '../../src/repositories/cases.repository.js'
 import { foldCases } from './case-folder.js'
 import type { CaseGroup } from '../../src/live/change-notice.js'
 import { foldBatch, type FoldSettings } from '../../src/domain/fold.js'
-import { addValue, emptyBucket, fromStored, toStored, type BucketState } from '../../src/domain/bucket.js'
+import { addValue, emptyBucket, fromStored, observeLast, toStored, type BucketState } from '../../src/domain/bucket.js'
 import { advanceCheckpoint, loadCheckpoint, type Checkpoint } from '../../src/repositories/checkpoints.repository.js'
 import { touchSeries } from '../../src/repositories/series.repository.js'
 import { loadBuckets, upsertBuckets, type BucketRef } from '../../src/repositories/aggregates.repository.js'
@@ -115,6 +115,7 @@ export class PartitionDrainer {
       for (const bv of sb.buckets.values()) {
         const state = (id !== undefined ? this.cache.get(bucketCacheKey(id, bv.widthS, bv.startMs)) : undefined) ?? emptyBucket()
         for (const v of bv.values) addValue(state, v)
+        observeLast(state, bv.lastTs, bv.last)
         touched.push({ seriesKey: sb.key, metric: sb.metric, widthS: bv.widthS, startMs: bv.startMs, state })
       }
     }
