@@ -10,6 +10,8 @@ import { aggregateRoutes } from './routes/aggregates.js'
 import { healthRoutes } from './routes/health.js'
 import { liveRoutes } from './routes/live.js'
 import { kpiRoutes } from './routes/kpis.js'
+import { targetRoutes } from './routes/targets.js'
+import { crosscheckRoutes } from './routes/crosschecks.js'
 
 /** Client messages on the live socket are small; this bounds what a hostile one can make us buffer. */
 const LIVE_MAX_PAYLOAD = 64 * 1024
@@ -61,6 +63,8 @@ export async function buildApp(rt: Runtime): Promise<App> {
         { name: 'ingest', description: 'Sources push events' },
         { name: 'query', description: 'Aggregates and series' },
         { name: 'kpis', description: 'Case processing KPIs, rankings, the cases behind a figure, data-quality findings' },
+        { name: 'targets', description: 'Targets for indicators: completion and projection' },
+        { name: 'crosschecks', description: 'Reported totals checked against the events' },
         { name: 'live', description: 'WebSocket topics' },
         { name: 'ops', description: 'Health and metrics' },
       ],
@@ -74,6 +78,8 @@ export async function buildApp(rt: Runtime): Promise<App> {
   await app.register(ingestRoutes, { rt })
   await app.register(aggregateRoutes, { rt })
   await app.register(kpiRoutes, { rt })
+  await app.register(targetRoutes, { rt })
+  await app.register(crosscheckRoutes, { rt })
   await app.register(liveRoutes, { hub })
 
   app.addHook('onReady', async () => hub.start())

@@ -39,7 +39,7 @@ export class DeltaPublisher {
       if (topic.kind === 'aggregate') {
         const starts = notice.metrics[topic.spec.metric]?.[topic.widthS]
         if (starts) this.markDirty(topic, starts)
-      } else if (notice.cases?.some((g) => kpiTopicCovers(topic, g))) {
+      } else if (topic.kind === 'kpi' && notice.cases?.some((g) => kpiTopicCovers(topic, g))) {
         this.dirtyKpis.set(topic.id, topic)
       }
     }
@@ -73,41 +73,15 @@ export class DeltaPublisher {
   /** Publishes rolled-up buckets through the guard; used by ticks and by resubscribing clients. */
   async publishBuckets(topic: AggregateTopic, buckets: Iterable<RolledBucket>): Promise<number> {
     const width = topic.widthS * 1000
-    return this.publish(
-      topic,
+    return publishThroughGuard(
+      this.rt,
+      topic.id,
       [...buckets].map((rb) => ({ field: String(rb.startMs), version: rb.version, message: { type: 'delta', topic: topic.id, v: rb.version, bucket: viewOf(rb, width) } })),
     )
   }
 
   async publishKpis(topic: KpiTopic, snap: KpiSnapshot): Promise<number> {
-    return this.publish(topic, [{ field: KPI_FIELD, version: snap.version, message: { type: 'delta', topic: topic.id, v: snap.version, kpis: snap.kpis } }])
-  }
-
-  private async publish(topic: Topic, items: { field: string; version: number; message: object }[]): Promise<number> {
-    if (items.length === 0) return 0
-    const { redis, keys, config, metrics } = this.rt
-    const pipeline = redis.pipeline()
-    for (const item of items) {
-      pipeline.lanternPublishDelta(
-        keys.topicSeq(topic.id),
-        keys.topicHistory(topic.id),
-        keys.topicVersions(topic.id),
-        keys.topicChannel(topic.id),
-        item.field,
-        item.version,
-        JSON.stringify(item.message),
-        config.liveHistory,
-        VERSIONS_KEPT,
-      )
-    }
-    const replies = (await pipeline.exec()) ?? []
-    let published = 0
-    for (const [err, seq] of replies) {
-      if (err) throw err
-      if ((seq as number) > 0) published++
-    }
-    metrics.deltasPublished.inc(published)
-    return published
+    return publishThroughGuard(this.rt, topic.id, [{ field: KPI_FIELD, version: snap.version, message: { type: 'delta', topic: topic.id, v: snap.version, kpis: snap.kpis } }])
   }
 
   private async tick(): Promise<void> {
@@ -160,4 +134,43 @@ export async function kpiSnapshot(rt: Runtime, topic: KpiTopic): Promise<KpiSnap
   const kpis = rows[0]?.kpis
   if (!kpis) throw new Error('KPI query returned no row')
   return { kpis, version }
+}
+
+export interface GuardedItem {
+  /** What the version is per: a bucket start, or one field for single-valued topics. */
+  field: string
+  version: number
+  message: object
+}
+
+/**
+ * Publishes each item whose version is newer than the last published for its field: assigns the
+ * topic's next sequence, appends to its bounded history and fans out to every hub. Returns how
+ * many were published.
+ */
+export async function publishThroughGuard(rt: Runtime, topicId: string, items: readonly GuardedItem[]): Promise<number> {
+  if (items.length === 0) return 0
+  const { redis, keys, config, metrics } = rt
+  const pipeline = redis.pipeline()
+  for (const item of items) {
+    pipeline.lanternPublishDelta(
+      keys.topicSeq(topicId),
+      keys.topicHistory(topicId),
+      keys.topicVersions(topicId),
+      keys.topicChannel(topicId),
+      item.field,
+      item.version,
+      JSON.stringify(item.message),
+      config.liveHistory,
+      VERSIONS_KEPT,
+    )
+  }
+  const replies = (await pipeline.exec()) ?? []
+  let published = 0
+  for (const [err, seq] of replies) {
+    if (err) throw err
+    if ((seq as number) > 0) published++
+  }
+  metrics.deltasPublished.inc(published)
+  return published
 }

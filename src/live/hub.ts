@@ -8,6 +8,7 @@ import { DeltaPublisher, kpiSnapshot } from './delta-publisher.js'
 import type { ChangeNotice } from './change-notice.js'
 import { rollUp, viewOf, type RolledBucket } from '../domain/rollup.js'
 import { bucketsInRange, newestStart } from '../repositories/aggregates.repository.js'
+import { listCrosschecks } from '../repositories/crosschecks.repository.js'
 
 interface Subscription {
   lastSeq: number
@@ -193,6 +194,8 @@ export class Hub {
   /** Recomputes a topic from committed state and publishes what is newer than what was published. */
   private async refresh(local: LocalTopic, seq: number, count: number): Promise<void> {
     const topic = local.topic
+    // Discrepancies are published as they are recorded; there is nothing to recompute.
+    if (topic.kind === 'discrepancies') return
     if (topic.kind === 'kpi') await this.publisher.publishKpis(topic, await kpiSnapshot(this.rt, topic))
     else await this.publisher.publishBuckets(topic, await this.buckets(local, topic, seq, count))
   }
@@ -202,6 +205,9 @@ export class Hub {
     if (topic.kind === 'kpi') {
       const snap = await kpiSnapshot(this.rt, topic)
       return JSON.stringify({ type: 'snapshot', topic: topic.id, seq, v: snap.version, kpis: snap.kpis })
+    }
+    if (topic.kind === 'discrepancies') {
+      return JSON.stringify({ type: 'snapshot', topic: topic.id, seq, crosschecks: await listCrosschecks(this.rt.db, true, 50) })
     }
     const width = topic.widthS * 1000
     const buckets = await this.buckets(local, topic, seq, count)

@@ -30,7 +30,12 @@ export const KpiTopicSpec = Type.Object(
 )
 export type KpiTopicSpec = Static<typeof KpiTopicSpec>
 
-export const TopicSpec = Type.Union([AggregateTopicSpec, KpiTopicSpec])
+export const DiscrepancyTopicSpec = Type.Object(
+  { kind: Type.Literal('discrepancies') },
+  { additionalProperties: false, description: 'every cross-check that found a discrepancy, as it is recorded' },
+)
+
+export const TopicSpec = Type.Union([AggregateTopicSpec, KpiTopicSpec, DiscrepancyTopicSpec])
 export type TopicSpec = Static<typeof TopicSpec>
 
 export interface AggregateTopic {
@@ -47,11 +52,20 @@ export interface KpiTopic {
   spec: { kind: 'kpi'; filter: KpiFilter }
 }
 
-export type Topic = AggregateTopic | KpiTopic
+export interface DiscrepancyTopic {
+  id: string
+  kind: 'discrepancies'
+  spec: { kind: 'discrepancies' }
+}
+
+export const DISCREPANCY_TOPIC: DiscrepancyTopic = { id: 'discrepancies', kind: 'discrepancies', spec: { kind: 'discrepancies' } }
+
+export type Topic = AggregateTopic | KpiTopic | DiscrepancyTopic
 
 const digest = (canonical: unknown): string => createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 22)
 
 export function topicOf(spec: TopicSpec): Topic {
+  if (spec.kind === 'discrepancies') return DISCREPANCY_TOPIC
   if (spec.kind === 'kpi') {
     const filter: KpiFilter = Object.fromEntries(KPI_DIMS.flatMap((d) => (spec[d] !== undefined ? [[d, spec[d]]] : [])))
     const canonical = { kind: 'kpi' as const, filter }

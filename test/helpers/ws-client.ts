@@ -25,6 +25,7 @@ export class Client {
   }
   opened(): Promise<void> {
     return new Promise((resolve, reject) => {
+      if (this.ws.readyState === WebSocket.OPEN) return resolve()
       this.ws.once('open', () => resolve())
       this.ws.once('error', reject)
     })

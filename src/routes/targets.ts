@@ -1,0 +1,103 @@
+import type { FastifyPluginAsync } from 'fastify'
+import { Type, type Static } from '@sinclair/typebox'
+import type { Runtime } from '../infra/runtime.js'
+import { AppError, ErrorBody } from '../errors.js'
+import { DIM_KEY_PATTERN, METRIC_PATTERN } from '../schemas/metric-event.js'
+import { instantParam } from '../schemas/query.js'
+import { createTarget, deleteTarget, getTarget, listTargets, type TargetRow } from '../repositories/targets.repository.js'
+import { targetStatus } from '../services/target-status.js'
+
+const Indicator = Type.Object(
+  {
+    metric: Type.String({ pattern: METRIC_PATTERN }),
+    dims: Type.Optional(Type.Record(Type.String({ pattern: DIM_KEY_PATTERN }), Type.String({ minLength: 1, maxLength: 1024 }), { maxProperties: 16 })),
+    aggregate: Type.Union([Type.Literal('last'), Type.Literal('sum'), Type.Literal('mean'), Type.Literal('max'), Type.Literal('min'), Type.Literal('count')], {
+      description: 'how the period reads the metric: last (a reported level or share), sum (a running total), ...',
+    }),
+  },
+  { additionalProperties: false },
+)
+
+const TargetBody = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 200 }),
+    indicator: Indicator,
+    denominator: Type.Optional(Type.Union([Indicator], { description: 'makes the indicator a percentage: indicator / denominator x 100' })),
+    operator: Type.Union([Type.Literal('>='), Type.Literal('<=')], { default: '>=' }),
+    target: Type.Number(),
+    unit: Type.Optional(Type.String({ maxLength: 40 })),
+    period: Type.Object({ from: Type.String(), to: Type.String() }, { additionalProperties: false, description: 'ISO-8601 or epoch ms; [from, to)' }),
+  },
+  {
+    additionalProperties: false,
+    examples: [
+      {
+        name: 'Online services on the national portal',
+        indicator: { metric: 'portal.services_on_portal', aggregate: 'last' },
+        denominator: { metric: 'portal.services_online', aggregate: 'last' },
+        operator: '>=',
+        target: 30,
+        unit: '%',
+        period: { from: '2020-01-01T00:00:00+07:00', to: '2021-01-01T00:00:00+07:00' },
+      },
+    ],
+  },
+)
+type TargetBody = Static<typeof TargetBody>
+
+export const targetRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { rt }) => {
+  const { db, config } = rt
+  const withStatus = async (t: TargetRow) => ({
+    id: t.id,
+    name: t.name,
+    indicator: t.indicator,
+    denominator: t.denominator,
+    operator: t.operator,
+    target: t.target,
+    unit: t.unit,
+    period: { from: new Date(t.periodStartMs).toISOString(), to: new Date(t.periodEndMs).toISOString() },
+    status: await targetStatus(db, t, Date.now(), config.dayOffsetMin * 60_000),
+  })
+  const idParam = Type.Object({ id: Type.Integer({ minimum: 1 }) })
+
+  app.post(
+    '/v1/targets',
+    {
+      schema: {
+        tags: ['targets'],
+        summary: 'Register a target for an indicator and period (the indicator arrives as metric events)',
+        body: TargetBody,
+        response: { 201: Type.Unknown(), 400: ErrorBody },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body as TargetBody
+      const from = instantParam('period.from', b.period.from, 0)
+      const to = instantParam('period.to', b.period.to, 0)
+      if (to <= from) throw new AppError('BAD_REQUEST', 'period.to must be after period.from')
+      const indicator = { ...b.indicator, dims: b.indicator.dims ?? {} }
+      const denominator = b.denominator ? { ...b.denominator, dims: b.denominator.dims ?? {} } : null
+      const created = await createTarget(db, { name: b.name, indicator, denominator, operator: b.operator, target: b.target, unit: b.unit ?? null, periodStartMs: from, periodEndMs: to })
+      return reply.code(201).send(await withStatus(created))
+    },
+  )
+
+  app.get('/v1/targets', { schema: { tags: ['targets'], summary: 'Every target with its completion, on-track flag and projection' } }, async () => ({
+    targets: await Promise.all((await listTargets(db)).map(withStatus)),
+  }))
+
+  app.get(
+    '/v1/targets/:id',
+    { schema: { tags: ['targets'], summary: 'One target: value so far, completion %, trend projection to the period end', params: idParam, response: { 404: ErrorBody } } },
+    async (req) => {
+      const t = await getTarget(db, (req.params as { id: number }).id)
+      if (!t) throw new AppError('NOT_FOUND', 'no such target')
+      return withStatus(t)
+    },
+  )
+
+  app.delete('/v1/targets/:id', { schema: { tags: ['targets'], summary: 'Remove a target', params: idParam, response: { 204: Type.Null(), 404: ErrorBody } } }, async (req, reply) => {
+    if (!(await deleteTarget(db, (req.params as { id: number }).id))) throw new AppError('NOT_FOUND', 'no such target')
+    return reply.code(204).send()
+  })
+}
