@@ -1,19 +1,25 @@
 import type { Runtime } from '../infra/runtime.js'
 import type { ChangeNotice } from './change-notice.js'
-import { kpiTopicCovers, type AggregateTopic, type KpiTopic, type Topic } from './topic.js'
+import { kpiTopicCovers, type AggregateTopic, type KpiTopic, type RankingTopic, type TargetsTopic, type Topic } from './topic.js'
 import { dimsMatch } from '../domain/series-key.js'
 import { rollUp, viewOf, type RolledBucket } from '../domain/rollup.js'
 import { bucketsAtStarts } from '../repositories/aggregates.repository.js'
-import { computeKpis, type KpiFigures } from '../repositories/kpis.repository.js'
+import { computeKpis } from '../repositories/kpis.repository.js'
+import { rankAgencies } from '../services/ranking.js'
+import { allTargets } from '../services/target-status.js'
 
 /** Bucket versions remembered per topic for the newer-than check; older buckets rarely change. */
 const VERSIONS_KEPT = 5000
-/** A KPI topic has one value, versioned under this field. */
-const KPI_FIELD = 'kpi'
+/** A single-valued topic (KPIs, a ranking, the targets) is versioned under this one field. */
+const VALUE_FIELD = 'value'
+/** Targets are recomputed at most this often: any metric change may move one. */
+const TARGETS_EVERY_MS = 1000
 
-export interface KpiSnapshot {
-  kpis: KpiFigures
+export type SingleTopic = KpiTopic | RankingTopic | TargetsTopic
+
+export interface SingleValue {
   version: number
+  body: Record<string, unknown>
 }
 
 /**
@@ -25,7 +31,8 @@ export interface KpiSnapshot {
  */
 export class DeltaPublisher {
   private dirty = new Map<string, { topic: AggregateTopic; starts: Set<number> }>()
-  private dirtyKpis = new Map<string, KpiTopic>()
+  private dirtySingles = new Map<string, SingleTopic>()
+  private targetsComputedAt = 0
   private stopped = false
   private loop: Promise<void> | null = null
 
@@ -39,8 +46,10 @@ export class DeltaPublisher {
       if (topic.kind === 'aggregate') {
         const starts = notice.metrics[topic.spec.metric]?.[topic.widthS]
         if (starts) this.markDirty(topic, starts)
-      } else if (topic.kind === 'kpi' && notice.cases?.some((g) => kpiTopicCovers(topic, g))) {
-        this.dirtyKpis.set(topic.id, topic)
+      } else if ((topic.kind === 'kpi' || topic.kind === 'ranking') && notice.cases?.some((g) => kpiTopicCovers(topic, g))) {
+        this.dirtySingles.set(topic.id, topic)
+      } else if (topic.kind === 'targets' && Object.keys(notice.metrics).length > 0) {
+        this.dirtySingles.set(topic.id, topic)
       }
     }
   }
@@ -80,13 +89,13 @@ export class DeltaPublisher {
     )
   }
 
-  async publishKpis(topic: KpiTopic, snap: KpiSnapshot): Promise<number> {
-    return publishThroughGuard(this.rt, topic.id, [{ field: KPI_FIELD, version: snap.version, message: { type: 'delta', topic: topic.id, v: snap.version, kpis: snap.kpis } }])
+  async publishSingle(topic: SingleTopic, value: SingleValue): Promise<number> {
+    return publishThroughGuard(this.rt, topic.id, [{ field: VALUE_FIELD, version: value.version, message: { type: 'delta', topic: topic.id, v: value.version, ...value.body } }])
   }
 
   private async tick(): Promise<void> {
     await this.tickAggregates()
-    await this.tickKpis()
+    await this.tickSingles()
   }
 
   private async tickAggregates(): Promise<void> {
@@ -116,24 +125,48 @@ export class DeltaPublisher {
     }
   }
 
-  private async tickKpis(): Promise<void> {
-    if (this.dirtyKpis.size === 0) return
-    const batch = this.dirtyKpis
-    this.dirtyKpis = new Map()
+  private async tickSingles(): Promise<void> {
+    if (this.dirtySingles.size === 0) return
+    const batch = this.dirtySingles
+    this.dirtySingles = new Map()
+    const now = Date.now()
     try {
-      for (const topic of batch.values()) await this.publishKpis(topic, await kpiSnapshot(this.rt, topic))
+      for (const topic of batch.values()) {
+        if (topic.kind === 'targets') {
+          if (now - this.targetsComputedAt < TARGETS_EVERY_MS) {
+            this.dirtySingles.set(topic.id, topic)
+            continue
+          }
+          this.targetsComputedAt = now
+        }
+        await this.publishSingle(topic, await singleValue(this.rt, topic))
+      }
     } catch (err) {
-      for (const t of batch.values()) this.dirtyKpis.set(t.id, t)
+      for (const t of batch.values()) this.dirtySingles.set(t.id, t)
       throw err
     }
   }
 }
 
-export async function kpiSnapshot(rt: Runtime, topic: KpiTopic): Promise<KpiSnapshot> {
-  const { rows, version } = await computeKpis(rt.db, { filter: topic.spec.filter, groupBy: [], asOfMs: Date.now(), fromMs: null })
-  const kpis = rows[0]?.kpis
-  if (!kpis) throw new Error('KPI query returned no row')
-  return { kpis, version }
+/**
+ * The current value of a single-valued topic. KPI and ranking versions are the newest case
+ * version the read saw; targets read aggregates of many metrics, so their version is the instant
+ * the read began (later reads see at least as much committed state).
+ */
+export async function singleValue(rt: Runtime, topic: SingleTopic): Promise<SingleValue> {
+  const now = Date.now()
+  switch (topic.kind) {
+    case 'kpi': {
+      const { rows, version } = await computeKpis(rt.db, { filter: topic.spec.filter, groupBy: [], asOfMs: now, fromMs: null })
+      return { version, body: { kpis: rows[0]?.kpis } }
+    }
+    case 'ranking': {
+      const { agencies, version } = await rankAgencies(rt.db, topic.spec.filter, topic.spec.by, now, null, 100)
+      return { version, body: { agencies } }
+    }
+    case 'targets':
+      return { version: now, body: { targets: await allTargets(rt.db, now, rt.config.dayOffsetMin * 60_000) } }
+  }
 }
 
 export interface GuardedItem {

@@ -4,7 +4,7 @@ import type { Runtime } from '../infra/runtime.js'
 import { makeRedis, type Redis } from '../infra/redis.js'
 import { topicOf, type AggregateTopic, type Topic } from './topic.js'
 import { ClientMessage, CLOSE, PROTOCOL_VERSION, type SubscribeMessage } from './protocol.js'
-import { DeltaPublisher, kpiSnapshot } from './delta-publisher.js'
+import { DeltaPublisher, singleValue } from './delta-publisher.js'
 import type { ChangeNotice } from './change-notice.js'
 import { rollUp, viewOf, type RolledBucket } from '../domain/rollup.js'
 import { bucketsInRange, newestStart } from '../repositories/aggregates.repository.js'
@@ -196,18 +196,18 @@ export class Hub {
     const topic = local.topic
     // Discrepancies are published as they are recorded; there is nothing to recompute.
     if (topic.kind === 'discrepancies') return
-    if (topic.kind === 'kpi') await this.publisher.publishKpis(topic, await kpiSnapshot(this.rt, topic))
-    else await this.publisher.publishBuckets(topic, await this.buckets(local, topic, seq, count))
+    if (topic.kind === 'aggregate') await this.publisher.publishBuckets(topic, await this.buckets(local, topic, seq, count))
+    else await this.publisher.publishSingle(topic, await singleValue(this.rt, topic))
   }
 
   private async snapshotMessage(local: LocalTopic, seq: number, count: number): Promise<string> {
     const topic = local.topic
-    if (topic.kind === 'kpi') {
-      const snap = await kpiSnapshot(this.rt, topic)
-      return JSON.stringify({ type: 'snapshot', topic: topic.id, seq, v: snap.version, kpis: snap.kpis })
-    }
     if (topic.kind === 'discrepancies') {
       return JSON.stringify({ type: 'snapshot', topic: topic.id, seq, crosschecks: await listCrosschecks(this.rt.db, true, 50) })
+    }
+    if (topic.kind !== 'aggregate') {
+      const value = await singleValue(this.rt, topic)
+      return JSON.stringify({ type: 'snapshot', topic: topic.id, seq, v: value.version, ...value.body })
     }
     const width = topic.widthS * 1000
     const buckets = await this.buckets(local, topic, seq, count)

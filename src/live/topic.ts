@@ -4,6 +4,7 @@ import { DIM_KEY_PATTERN, METRIC_PATTERN } from '../schemas/metric-event.js'
 import { WINDOWS, WINDOW_MS, type WindowName } from '../domain/windows.js'
 import { canonicalDims } from '../domain/series-key.js'
 import { KPI_DIMS, type KpiFilter } from '../repositories/kpis.repository.js'
+import { RANK_BY, type RankBy } from '../services/ranking.js'
 import type { CaseGroup } from './change-notice.js'
 
 export const AggregateTopicSpec = Type.Object(
@@ -30,12 +31,25 @@ export const KpiTopicSpec = Type.Object(
 )
 export type KpiTopicSpec = Static<typeof KpiTopicSpec>
 
+export const RankingTopicSpec = Type.Object(
+  {
+    kind: Type.Literal('ranking'),
+    by: Type.Union(RANK_BY.map((b) => Type.Literal(b))),
+    service: Type.Optional(KpiValue),
+    province: Type.Optional(KpiValue),
+    category: Type.Optional(KpiValue),
+  },
+  { additionalProperties: false, description: 'agencies ordered by a KPI, now (as /v1/kpis/ranking)' },
+)
+
+export const TargetsTopicSpec = Type.Object({ kind: Type.Literal('targets') }, { additionalProperties: false, description: 'every target with its status' })
+
 export const DiscrepancyTopicSpec = Type.Object(
   { kind: Type.Literal('discrepancies') },
   { additionalProperties: false, description: 'every cross-check that found a discrepancy, as it is recorded' },
 )
 
-export const TopicSpec = Type.Union([AggregateTopicSpec, KpiTopicSpec, DiscrepancyTopicSpec])
+export const TopicSpec = Type.Union([AggregateTopicSpec, KpiTopicSpec, RankingTopicSpec, TargetsTopicSpec, DiscrepancyTopicSpec])
 export type TopicSpec = Static<typeof TopicSpec>
 
 export interface AggregateTopic {
@@ -52,6 +66,20 @@ export interface KpiTopic {
   spec: { kind: 'kpi'; filter: KpiFilter }
 }
 
+export interface RankingTopic {
+  id: string
+  kind: 'ranking'
+  spec: { kind: 'ranking'; by: RankBy; filter: KpiFilter }
+}
+
+export interface TargetsTopic {
+  id: string
+  kind: 'targets'
+  spec: { kind: 'targets' }
+}
+
+export const TARGETS_TOPIC: TargetsTopic = { id: 'targets', kind: 'targets', spec: { kind: 'targets' } }
+
 export interface DiscrepancyTopic {
   id: string
   kind: 'discrepancies'
@@ -60,12 +88,18 @@ export interface DiscrepancyTopic {
 
 export const DISCREPANCY_TOPIC: DiscrepancyTopic = { id: 'discrepancies', kind: 'discrepancies', spec: { kind: 'discrepancies' } }
 
-export type Topic = AggregateTopic | KpiTopic | DiscrepancyTopic
+export type Topic = AggregateTopic | KpiTopic | RankingTopic | TargetsTopic | DiscrepancyTopic
 
 const digest = (canonical: unknown): string => createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 22)
 
 export function topicOf(spec: TopicSpec): Topic {
   if (spec.kind === 'discrepancies') return DISCREPANCY_TOPIC
+  if (spec.kind === 'targets') return TARGETS_TOPIC
+  if (spec.kind === 'ranking') {
+    const filter: KpiFilter = Object.fromEntries((['service', 'province', 'category'] as const).flatMap((d) => (spec[d] !== undefined ? [[d, spec[d]]] : [])))
+    const canonical = { kind: 'ranking' as const, by: spec.by as RankBy, filter }
+    return { id: `rank.${digest(canonical)}`, kind: 'ranking', spec: canonical }
+  }
   if (spec.kind === 'kpi') {
     const filter: KpiFilter = Object.fromEntries(KPI_DIMS.flatMap((d) => (spec[d] !== undefined ? [[d, spec[d]]] : [])))
     const canonical = { kind: 'kpi' as const, filter }
@@ -76,6 +110,6 @@ export function topicOf(spec: TopicSpec): Topic {
 }
 
 /** Whether a change to cases of this group can move the topic's figures. */
-export function kpiTopicCovers(topic: KpiTopic, group: CaseGroup): boolean {
+export function kpiTopicCovers(topic: KpiTopic | RankingTopic, group: CaseGroup): boolean {
   return KPI_DIMS.every((d) => topic.spec.filter[d] === undefined || topic.spec.filter[d] === group[d])
 }

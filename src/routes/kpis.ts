@@ -4,8 +4,9 @@ import type { Runtime } from '../infra/runtime.js'
 import { AppError, ErrorBody } from '../errors.js'
 import { instantParam } from '../schemas/query.js'
 import { bucketStart } from '../domain/windows.js'
-import { computeKpis, dailyKpis, listCases, KPI_DIMS, type KpiDim, type KpiFilter, type KpiFigures } from '../repositories/kpis.repository.js'
+import { computeKpis, dailyKpis, listCases, KPI_DIMS, type KpiDim, type KpiFilter } from '../repositories/kpis.repository.js'
 import { listFindings } from '../repositories/findings.repository.js'
+import { rankAgencies, RANK_BY, type RankBy } from '../services/ranking.js'
 
 const DimValue = Type.String({ minLength: 1, maxLength: 128 })
 const Filter = {
@@ -31,23 +32,14 @@ type KpiQuerystring = Static<typeof KpiQuerystring>
 const RankingQuerystring = Type.Object(
   {
     ...Filter,
-    by: Type.Union([Type.Literal('onTimeRate'), Type.Literal('satisfactionRate'), Type.Literal('backlog'), Type.Literal('timeToResolveP50Sec'), Type.Literal('overdue')]),
+    by: Type.Union(RANK_BY.map((b) => Type.Literal(b))),
     as_of: Type.Optional(Instant),
     from: Type.Optional(Instant),
     limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
   },
   { additionalProperties: false },
 )
-type RankingQuerystring = Static<typeof RankingQuerystring>
-
-/** Higher is better for rates; lower is better for backlog, overdue and time to resolve. */
-const HIGHER_IS_BETTER: Record<RankingQuerystring['by'], boolean> = {
-  onTimeRate: true,
-  satisfactionRate: true,
-  backlog: false,
-  timeToResolveP50Sec: false,
-  overdue: false,
-}
+type RankingQuerystring = Static<typeof RankingQuerystring> & { by: RankBy }
 
 const filterOf = (q: Partial<Record<KpiDim, string>>): KpiFilter => Object.fromEntries(KPI_DIMS.flatMap((d) => (q[d] !== undefined ? [[d, q[d]]] : [])))
 
@@ -115,20 +107,8 @@ export const kpiRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { rt }
     async (req) => {
       const q = req.query as RankingQuerystring
       const { asOfMs, fromMs } = period(q)
-      const { rows } = await computeKpis(db, { filter: filterOf(q), groupBy: ['agency'], asOfMs, fromMs })
-      const value = (k: KpiFigures): number | null => k[q.by]
-      const better = HIGHER_IS_BETTER[q.by] ? 1 : -1
-      const ranked = rows
-        .filter((r) => r.key.agency !== null)
-        .sort((a, b) => {
-          const va = value(a.kpis)
-          const vb = value(b.kpis)
-          if (va === null || vb === null) return va === null ? (vb === null ? 0 : 1) : -1
-          return better * (vb - va)
-        })
-        .slice(0, q.limit)
-        .map((r, i) => ({ rank: i + 1, agency: r.key.agency, value: value(r.kpis), kpis: r.kpis }))
-      return { by: q.by, asOf: new Date(asOfMs).toISOString(), from: fromMs === null ? null : new Date(fromMs).toISOString(), filter: filterOf(q), agencies: ranked }
+      const { agencies } = await rankAgencies(db, filterOf(q), q.by, asOfMs, fromMs, q.limit)
+      return { by: q.by, asOf: new Date(asOfMs).toISOString(), from: fromMs === null ? null : new Date(fromMs).toISOString(), filter: filterOf(q), agencies }
     },
   )
 

@@ -4,8 +4,9 @@ import type { Runtime } from '../infra/runtime.js'
 import { AppError, ErrorBody } from '../errors.js'
 import { DIM_KEY_PATTERN, METRIC_PATTERN } from '../schemas/metric-event.js'
 import { instantParam } from '../schemas/query.js'
-import { createTarget, deleteTarget, getTarget, listTargets, type TargetRow } from '../repositories/targets.repository.js'
-import { targetStatus } from '../services/target-status.js'
+import { createTarget, deleteTarget, getTarget, type TargetRow } from '../repositories/targets.repository.js'
+import { allTargets, presentTarget } from '../services/target-status.js'
+import type { ChangeNotice } from '../live/change-notice.js'
 
 const Indicator = Type.Object(
   {
@@ -47,17 +48,12 @@ type TargetBody = Static<typeof TargetBody>
 
 export const targetRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { rt }) => {
   const { db, config } = rt
-  const withStatus = async (t: TargetRow) => ({
-    id: t.id,
-    name: t.name,
-    indicator: t.indicator,
-    denominator: t.denominator,
-    operator: t.operator,
-    target: t.target,
-    unit: t.unit,
-    period: { from: new Date(t.periodStartMs).toISOString(), to: new Date(t.periodEndMs).toISOString() },
-    status: await targetStatus(db, t, Date.now(), config.dayOffsetMin * 60_000),
-  })
+  // Hubs recompute the targets topic on metric changes; a new or removed target is one too.
+  const announce = (t: TargetRow): Promise<unknown> => {
+    const notice: ChangeNotice = { partition: -1, metrics: { [t.indicator.metric]: {} } }
+    return rt.redis.publish(rt.keys.changesChannel, JSON.stringify(notice)).catch(() => undefined)
+  }
+  const withStatus = (t: TargetRow) => presentTarget(db, t, Date.now(), config.dayOffsetMin * 60_000)
   const idParam = Type.Object({ id: Type.Integer({ minimum: 1 }) })
 
   app.post(
@@ -78,12 +74,13 @@ export const targetRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { r
       const indicator = { ...b.indicator, dims: b.indicator.dims ?? {} }
       const denominator = b.denominator ? { ...b.denominator, dims: b.denominator.dims ?? {} } : null
       const created = await createTarget(db, { name: b.name, indicator, denominator, operator: b.operator, target: b.target, unit: b.unit ?? null, periodStartMs: from, periodEndMs: to })
+      await announce(created)
       return reply.code(201).send(await withStatus(created))
     },
   )
 
   app.get('/v1/targets', { schema: { tags: ['targets'], summary: 'Every target with its completion, on-track flag and projection' } }, async () => ({
-    targets: await Promise.all((await listTargets(db)).map(withStatus)),
+    targets: await allTargets(db, Date.now(), config.dayOffsetMin * 60_000),
   }))
 
   app.get(
@@ -97,7 +94,9 @@ export const targetRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { r
   )
 
   app.delete('/v1/targets/:id', { schema: { tags: ['targets'], summary: 'Remove a target', params: idParam, response: { 204: Type.Null(), 404: ErrorBody } } }, async (req, reply) => {
-    if (!(await deleteTarget(db, (req.params as { id: number }).id))) throw new AppError('NOT_FOUND', 'no such target')
+    const t = await getTarget(db, (req.params as { id: number }).id)
+    if (!t || !(await deleteTarget(db, t.id))) throw new AppError('NOT_FOUND', 'no such target')
+    await announce(t)
     return reply.code(204).send()
   })
 }

@@ -1,6 +1,6 @@
 import type { Db } from '../infra/db.js'
 import { bucketsInRange } from '../repositories/aggregates.repository.js'
-import type { Indicator, TargetRow } from '../repositories/targets.repository.js'
+import { listTargets, type Indicator, type TargetRow } from '../repositories/targets.repository.js'
 import { rollUp } from '../domain/rollup.js'
 import { emptyBucket, mergeInto, type BucketState } from '../domain/bucket.js'
 import { bucketStart } from '../domain/windows.js'
@@ -70,4 +70,23 @@ export async function targetStatus(db: Db, t: TargetRow, nowMs: number, dayOffse
     ...targetProgress(points, t.operator, t.target, t.periodEndMs),
     points: points.map((p) => ({ at: new Date(p.atMs).toISOString(), value: p.value })),
   }
+}
+
+/** A target as the API and the live topic show it: its definition and its status now. */
+export async function presentTarget(db: Db, t: TargetRow, nowMs: number, dayOffsetMs: number) {
+  return {
+    id: t.id,
+    name: t.name,
+    indicator: t.indicator,
+    denominator: t.denominator,
+    operator: t.operator,
+    target: t.target,
+    unit: t.unit,
+    period: { from: new Date(t.periodStartMs).toISOString(), to: new Date(t.periodEndMs).toISOString() },
+    status: await targetStatus(db, t, nowMs, dayOffsetMs),
+  }
+}
+
+export async function allTargets(db: Db, nowMs: number, dayOffsetMs: number) {
+  return Promise.all((await listTargets(db)).map((t) => presentTarget(db, t, nowMs, dayOffsetMs)))
 }

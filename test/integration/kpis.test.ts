@@ -150,6 +150,8 @@ t.test('a KPI screen sees new cases within the tick and overdue cases without an
   c.send({ type: 'subscribe', topic: { kind: 'kpi', service: 'paht', province: '92' } })
   const snap = await c.next((m) => m.type === 'snapshot')
   t.match(snap.kpis, { received: 0, overdue: 0 })
+  c.send({ type: 'subscribe', topic: { kind: 'ranking', by: 'backlog', province: '92' } })
+  t.same((await c.next((m) => m.type === 'snapshot')).agencies, [])
 
   const now = Date.now()
   await post([
@@ -157,14 +159,16 @@ t.test('a KPI screen sees new cases within the tick and overdue cases without an
     { id: 'n2', source: 'app', service: 'paht', case: 'N-2', status: 'received', ts: now - 1000, due: now + 86_400_000, dims: { province: '93', agency: 'water-supply' } },
   ])
   await drainAll(drainers)
-  const d1 = await c.next((m) => m.type === 'delta')
+  const d1 = await c.next((m) => m.type === 'delta' && m.kpis !== undefined)
   t.match(d1.kpis, { received: 1, pending: 1, overdue: 0 }, 'only the case of the watched province counts')
+  const ranking = await c.next((m) => m.type === 'delta' && m.agencies !== undefined)
+  t.match(ranking.agencies, [{ rank: 1, agency: 'water-supply', value: 1 }], 'the ranking topic follows')
 
   await new Promise((r) => setTimeout(r, 2000))
   const groups = await markNewlyOverdue(worker.db, Date.now())
   t.same(groups.map((g) => g.province), ['92'])
   await api.redis.publish(api.keys.changesChannel, JSON.stringify({ partition: -1, metrics: {}, cases: groups }))
-  const d2 = await c.next((m) => m.type === 'delta' && (m.kpis as { overdue: number }).overdue === 1)
+  const d2 = await c.next((m) => m.type === 'delta' && (m.kpis as { overdue: number } | undefined)?.overdue === 1)
   t.ok((d2.seq as number) > (d1.seq as number))
   t.same(await markNewlyOverdue(worker.db, Date.now()), [], 'a case goes overdue once')
 })

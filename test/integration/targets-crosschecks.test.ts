@@ -92,6 +92,16 @@ t.test('a cross-check finds the beautified figure, names the cases behind it and
   await c.opened()
   c.send({ type: 'subscribe', topic: { kind: 'discrepancies' } })
   t.same((await c.next((m) => m.type === 'snapshot')).crosschecks, [])
+  c.send({ type: 'subscribe', topic: { kind: 'targets' } })
+  t.same((await c.next((m) => m.type === 'snapshot')).targets, [])
+  const created = await app.inject({
+    method: 'POST',
+    url: '/v1/targets',
+    payload: { name: 'Cases resolved', indicator: { metric: 'cases.resolved', aggregate: 'sum' }, target: 10, period: { from: '2026-11-01T00:00:00Z', to: '2026-12-01T00:00:00Z' } },
+  })
+  t.equal(created.statusCode, 201)
+  const targets = await c.next((m) => m.type === 'delta' && m.targets !== undefined)
+  t.match(targets.targets, [{ name: 'Cases resolved', status: { value: null } }], 'a new target reaches the targets topic')
 
   const res = await app.inject({
     method: 'POST',
@@ -106,7 +116,7 @@ t.test('a cross-check finds the beautified figure, names the cases behind it and
   const behind = await app.inject({ url: check.discrepancies[0].cases[0] })
   t.equal(behind.json().cases.length, 6, 'the link lists the six cases the events resolve')
 
-  const live = await c.next((m) => m.type === 'delta')
+  const live = await c.next((m) => m.type === 'delta' && m.crosscheck !== undefined)
   t.equal((live.crosscheck as { id: number }).id, check.id)
 
   const honest = await app.inject({

@@ -1,0 +1,103 @@
+/**
+ * npm run bench -- <ingest|e2e|all> [flags]   (npm run bench -- --help lists the flags)
+ *
+ * Each scenario runs against a system of its own: a fresh database and Redis key prefix, an API
+ * process and N drain workers, all removed again afterwards. Progress goes to stderr; stdout gets
+ * a table and, as its last line, one JSON object with every figure.
+ */
+import { runLatency, type LatencyResult } from './bench/e2e-latency.js'
+import { runThroughput, type ThroughputResult } from './bench/e2e-throughput.js'
+import { runIngest } from './bench/ingest.js'
+import { parseOptions, USAGE, type Options, type Scenario } from './bench/options.js'
+import { machineInfo, renderTable, targetsOf, type E2eOutcome, type IngestOutcome, type Report } from './bench/report.js'
+import { Stack, type CleanupReport, type ProcessReport } from './bench/stack.js'
+import { errorMessage, say } from './bench/util.js'
+
+const DEFAULT_WORKERS: Record<Scenario, number> = { ingest: 0, e2e: 1 }
+
+let active: Stack | undefined
+
+interface StackRun<T> {
+  result?: T
+  error?: string
+  processes: ProcessReport[]
+  cleanup: CleanupReport
+}
+
+async function runIngestScenario(opts: Options): Promise<IngestOutcome> {
+  const workers = opts.workers ?? DEFAULT_WORKERS.ingest
+  const run = await withStack(workers, opts, (stack) => runIngest(stack, opts, workers))
+  return { ...run.result, error: run.error, processes: run.processes, cleanup: run.cleanup }
+}
+
+async function runE2eScenario(opts: Options): Promise<E2eOutcome> {
+  const workers = opts.workers ?? DEFAULT_WORKERS.e2e
+  const run = await withStack(workers, opts, async (stack): Promise<{ throughput: ThroughputResult; latency?: LatencyResult; error?: string }> => {
+    const throughput = await runThroughput(stack, opts, workers)
+    // The latency phase needs an empty log, else it would time the throughput backlog.
+    if (!throughput.complete) return { throughput, error: 'the drain did not commit everything in time; latency phase skipped' }
+    return { throughput, latency: await runLatency(stack, opts) }
+  })
+  return { ...run.result, error: run.error ?? run.result?.error, processes: run.processes, cleanup: run.cleanup }
+}
+
+/** Sets up a fresh stack, runs fn on it and always tears it down; a failure becomes the run's error. */
+async function withStack<T>(workers: number, opts: Options, fn: (stack: Stack) => Promise<T>): Promise<StackRun<T>> {
+  const stack = new Stack({ workers, partitions: opts.partitions })
+  active = stack
+  const run: Partial<StackRun<T>> = {}
+  try {
+    await stack.setUp()
+    run.result = await fn(stack)
+  } catch (err) {
+    say(`scenario failed: ${errorMessage(err)}`)
+    run.error = errorMessage(err)
+  }
+  const processes = stack.processReports()
+  const cleanup = await stack.teardown()
+  active = undefined
+  return { ...run, processes, cleanup }
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  say(`${signal}: stopping and cleaning up`)
+  const stack = active
+  void (stack ? stack.teardown() : Promise.resolve()).finally(() => process.exit(130))
+}
+
+async function main(): Promise<number> {
+  let parsed: ReturnType<typeof parseOptions>
+  try {
+    parsed = parseOptions(process.argv.slice(2))
+  } catch (err) {
+    process.stderr.write(`${errorMessage(err)}\n\n${USAGE}`)
+    return 2
+  }
+  if (parsed === 'help') {
+    process.stdout.write(USAGE)
+    return 0
+  }
+  const opts = parsed
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+
+  const partial: Omit<Report, 'targets'> = { machine: machineInfo() }
+  for (const scenario of opts.scenarios) {
+    if (scenario === 'ingest') partial.ingest = await runIngestScenario(opts)
+    else partial.e2e = await runE2eScenario(opts)
+  }
+  const report: Report = { ...partial, targets: targetsOf(partial) }
+  process.stdout.write(`${renderTable(report)}\n${JSON.stringify(report)}\n`)
+
+  const outcomes = [report.ingest, report.e2e].filter((o) => o !== undefined)
+  const failed = outcomes.some((o) => o.error !== undefined || !o.cleanup.databaseDropped || o.cleanup.keysLeft !== 0)
+  return failed ? 1 : 0
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    say(`bench failed: ${errorMessage(err)}`)
+    process.exit(1)
+  },
+)

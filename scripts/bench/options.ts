@@ -1,0 +1,101 @@
+import { parseArgs } from 'node:util'
+
+export type Scenario = 'ingest' | 'e2e'
+
+export interface Options {
+  scenarios: Scenario[]
+  /** undefined: each scenario's own default (ingest 0, e2e 1). */
+  workers: number | undefined
+  partitions: number | undefined
+  concurrency: number
+  batch: number
+  durationS: number
+  warmupS: number
+  e2eDurationS: number
+  drainTimeoutS: number
+  subscribers: number
+  rate: number
+  tickMs: number
+  latencyDurationS: number
+  latencyWarmupS: number
+}
+
+export const USAGE = `npm run bench -- <ingest|e2e|all> [flags]
+
+  --workers N            drain worker processes (default: 0 for ingest, 1 for e2e)
+  --partitions N         LANTERN_PARTITIONS for the run (default: the server's)
+  --concurrency K        concurrent keep-alive HTTP clients at full speed (default 8)
+  --batch N              events per request at full speed (default 1000)
+  --duration S           ingest: seconds of posting, warm-up included (default 15)
+  --warmup S             ingest: first seconds left out of the figures (default 2)
+  --e2e-duration S       e2e throughput: seconds of posting at full speed (default 10)
+  --drain-timeout S      e2e throughput: most seconds to wait for the drain to commit everything (default 90)
+  --subscribers S        e2e latency: WebSocket subscribers (default 25, one province topic each)
+  --rate R               e2e latency: events per second posted (default 10000)
+  --tick-ms MS           e2e latency: pacing interval of the posted batches (default 25)
+  --latency-duration S   e2e latency: seconds of paced posting (default 15)
+  --latency-warmup S     e2e latency: first seconds of deltas left out of the figures (default 1)
+`
+
+export class UsageError extends Error {
+  override name = 'UsageError'
+}
+
+function number(raw: string, flag: string, min: number, max: number, integer = true): number {
+  const n = Number(raw)
+  if (!Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < min || n > max) {
+    throw new UsageError(`--${flag} must be ${integer ? 'a whole number' : 'a number'} from ${min} to ${max}, got "${raw}"`)
+  }
+  return n
+}
+
+function scenariosOf(name: string | undefined): Scenario[] {
+  if (name === 'ingest' || name === 'e2e') return [name]
+  if (name === 'all') return ['ingest', 'e2e']
+  throw new UsageError(name === undefined ? 'name a scenario' : `unknown scenario "${name}"`)
+}
+
+export function parseOptions(argv: string[]): Options | 'help' {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      workers: { type: 'string' },
+      partitions: { type: 'string' },
+      concurrency: { type: 'string', default: '8' },
+      batch: { type: 'string', default: '1000' },
+      duration: { type: 'string', default: '15' },
+      warmup: { type: 'string', default: '2' },
+      'e2e-duration': { type: 'string', default: '10' },
+      'drain-timeout': { type: 'string', default: '90' },
+      subscribers: { type: 'string', default: '25' },
+      rate: { type: 'string', default: '10000' },
+      'tick-ms': { type: 'string', default: '25' },
+      'latency-duration': { type: 'string', default: '15' },
+      'latency-warmup': { type: 'string', default: '1' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help) return 'help'
+  if (positionals.length > 1) throw new UsageError(`one scenario at a time, got ${positionals.join(', ')}`)
+  const options: Options = {
+    scenarios: scenariosOf(positionals[0]),
+    workers: values.workers === undefined ? undefined : number(values.workers, 'workers', 0, 16),
+    partitions: values.partitions === undefined ? undefined : number(values.partitions, 'partitions', 1, 1024),
+    concurrency: number(values.concurrency, 'concurrency', 1, 256),
+    batch: number(values.batch, 'batch', 1, 50_000),
+    durationS: number(values.duration, 'duration', 1, 600, false),
+    warmupS: number(values.warmup, 'warmup', 0, 60, false),
+    e2eDurationS: number(values['e2e-duration'], 'e2e-duration', 1, 600, false),
+    drainTimeoutS: number(values['drain-timeout'], 'drain-timeout', 1, 3600, false),
+    subscribers: number(values.subscribers, 'subscribers', 1, 1000),
+    rate: number(values.rate, 'rate', 1, 1_000_000),
+    tickMs: number(values['tick-ms'], 'tick-ms', 5, 1000),
+    latencyDurationS: number(values['latency-duration'], 'latency-duration', 1, 600, false),
+    latencyWarmupS: number(values['latency-warmup'], 'latency-warmup', 0, 60, false),
+  }
+  if (options.workers === 0 && options.scenarios.includes('e2e')) throw new UsageError('e2e needs at least one worker')
+  if (options.warmupS >= options.durationS) throw new UsageError('--warmup must be shorter than --duration')
+  if (options.latencyWarmupS >= options.latencyDurationS) throw new UsageError('--latency-warmup must be shorter than --latency-duration')
+  return options
+}

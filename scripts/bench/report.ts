@@ -1,0 +1,168 @@
+import os from 'node:os'
+import type { CpuUsage } from './cpu.js'
+import type { LatencyResult } from './e2e-latency.js'
+import type { ThroughputResult } from './e2e-throughput.js'
+import type { IngestResult } from './ingest.js'
+import type { CleanupReport, ProcessReport } from './stack.js'
+import type { LatencySummary } from './stats.js'
+
+export interface Machine {
+  cpus: number
+  cpuModel: string
+  node: string
+  platform: string
+  memoryGiB: number
+  /** 1-minute load average when the bench started: anything above ~0 means others were using the machine. */
+  loadAverage1m: number
+}
+
+export interface ScenarioOutcome {
+  error?: string
+  processes: ProcessReport[]
+  cleanup: CleanupReport
+}
+
+export type IngestOutcome = ScenarioOutcome & Partial<IngestResult>
+export type E2eOutcome = ScenarioOutcome & { throughput?: ThroughputResult; latency?: LatencyResult }
+
+export interface Target {
+  name: string
+  figure: number | null
+  target: string
+  met: boolean
+}
+
+export interface Report {
+  machine: Machine
+  ingest?: IngestOutcome
+  e2e?: E2eOutcome
+  targets: Target[]
+}
+
+export function machineInfo(): Machine {
+  const cpus = os.cpus()
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model.trim() ?? 'unknown',
+    node: process.version,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    loadAverage1m: Math.round((os.loadavg()[0] ?? 0) * 100) / 100,
+  }
+}
+
+export function targetsOf(r: Omit<Report, 'targets'>): Target[] {
+  const targets: Target[] = []
+  const atLeast = (name: string, figure: number | null | undefined, min: number): void => {
+    if (figure !== undefined) targets.push({ name, figure, target: `>= ${min}`, met: figure !== null && figure >= min })
+  }
+  atLeast('ingest events/s', r.ingest?.eventsPerSec, 100_000)
+  atLeast('e2e steady committed events/s', r.e2e?.throughput?.steadyCommittedPerSec, 50_000)
+  const p99 = r.e2e?.latency?.latencyMs.p99
+  if (p99 !== undefined) targets.push({ name: 'e2e p99 ingest->delta ms', figure: p99, target: '< 250', met: p99 !== null && p99 < 250 })
+  return targets
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
+// Plain-text table
+
+const n = (v: number | null | undefined, digits = 0): string =>
+  v === null || v === undefined ? '-' : v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+
+const row = (label: string, value: string): string => `  ${label.padEnd(30)} ${value}`
+
+const latencyLine = (l: LatencySummary): string => `p50 ${n(l.p50, 1)}  p90 ${n(l.p90, 1)}  p95 ${n(l.p95, 1)}  p99 ${n(l.p99, 1)}  max ${n(l.max, 1)}`
+
+const cpuLine = (c: CpuUsage | null | undefined): string => {
+  if (!c) return '-'
+  const ours = Object.entries(c.processes).map(([name, pct]) => `${name} ${pct}`)
+  const top = c.topOthers.length > 0 ? ` (${c.topOthers.map((o) => `${o.name} ${o.pct}`).join(', ')})` : ''
+  return `${ours.join(', ')}, other ${c.otherPct ?? '-'}${top}; machine ${c.machineBusyPct ?? '-'}% busy, ${c.stealPct ?? '-'}% stolen`
+}
+
+const errorsLine = (errors: Record<string, number> | undefined): string => {
+  const entries = Object.entries(errors ?? {})
+  return entries.length === 0 ? '0' : entries.map(([k, v]) => `${v} x ${k}`).join('; ')
+}
+
+function ingestSection(r: IngestOutcome): string[] {
+  const s = r.settings
+  const lines = [`ingest${s ? ` (${s.concurrency} clients x ${s.batch} events/request, ${s.series} series, ${s.workers} workers, ${s.partitions} partitions, ${r.measuredS} s measured after ${s.warmupS} s warm-up)` : ''}`]
+  if (r.eventsPerSec !== undefined) {
+    lines.push(
+      row('events/s acknowledged (202)', n(r.eventsPerSec)),
+      row('requests/s', n(r.requestsPerSec, 1)),
+      row('request latency ms', r.requestLatencyMs ? latencyLine(r.requestLatencyMs) : '-'),
+      row('errors', errorsLine(r.errors)),
+      row('duplicates', n(r.duplicates)),
+      row('cpu % of one core', cpuLine(r.cpu)),
+    )
+  }
+  return [...lines, ...outcomeLines(r)]
+}
+
+function throughputSection(t: ThroughputResult): string[] {
+  const s = t.settings
+  return [
+    `e2e throughput (${s.concurrency} clients x ${s.batch} events/request for ${s.postS} s, ${s.workers} workers, ${s.partitions} partitions, committed sampled every ${s.sampleEveryMs} ms)`,
+    row('accepted', `${n(t.acceptedEvents)} in ${n(t.postedS, 1)} s (${n(t.ingestEventsPerSec)}/s), errors ${errorsLine(t.postErrors)}`),
+    row('first post -> all committed', t.complete ? `${n(t.allCommittedS, 2)} s` : `NOT complete: ${n(t.committedEvents)} committed when the wait ended`),
+    row('committed/s overall', n(t.overallCommittedPerSec)),
+    row('committed/s steady (10-90%)', n(t.steadyCommittedPerSec)),
+    row('committed/s while posting', n(t.committedPerSecWhilePosting)),
+    row('committed/s after posting', n(t.committedPerSecAfterPosting)),
+    row('committed/s peak 1 s', n(t.peak1sCommittedPerSec)),
+    row('max backlog (events)', n(t.maxBacklogEvents)),
+    row('late events', n(t.lateEvents)),
+    row('drain commits/s (approx.)', `${n(t.drainCommitsPerSec, 1)}, ${n(t.eventsPerDrainCommit)} events each`),
+    row('cpu % while posting', cpuLine(t.cpuWhilePosting)),
+    row('cpu % after posting', cpuLine(t.cpuAfterPosting)),
+  ]
+}
+
+function latencySection(l: LatencyResult): string[] {
+  const s = l.settings
+  return [
+    `e2e latency (${s.subscribers} subscribers on ${s.metric} ${s.window} province topics, ${n(s.rate)} events/s every ${s.tickMs} ms for ${s.durationS} s, first ${s.warmupS} s left out)`,
+    row('posted', `${n(l.postedEvents)} (${n(l.postedPerSec)}/s), accepted ${n(l.acceptedEvents)}, errors ${errorsLine(l.postErrors)}, late ticks ${l.lateTicks}`),
+    row('ingest -> delta ms', latencyLine(l.latencyMs)),
+    row(`ingest -> commit ms (+0-${s.commitPollMs})`, latencyLine(l.commitLatencyMs)),
+    row('drain commits/s (approx.)', `${n(l.drainCommitsPerSec, 1)}, ${n(l.eventsPerDrainCommit)} events each`),
+    row('deltas', `${n(l.deltas)} received, ${n(l.deltasMeasured)} measured, ${n(l.deltasInWarmup)} in warm-up, ${n(l.deltasUnmatched)} unmatched`),
+    row('subscribers with final counts', `${l.subscribersComplete}/${s.subscribers}`),
+    row('worst deltas', l.spikes.map((x) => `${n(x.ms)} ms at ${n(x.atS, 1)} s`).join(', ') || '-'),
+    row('max ms per second', l.maxLatencyMsBySecond.join(' ')),
+    row('problems', l.problems.length === 0 ? 'none' : `${l.problems.length}: ${l.problems.slice(0, 3).join('; ')}`),
+    row('cpu % of one core', cpuLine(l.cpu)),
+  ]
+}
+
+function outcomeLines(r: ScenarioOutcome): string[] {
+  const lines: string[] = []
+  if (r.error) lines.push(row('FAILED', r.error))
+  for (const p of r.processes) {
+    const { warnings, errors, otherLines } = p.log
+    const exit = p.exit ? `, exited ${p.exit.signal ?? `code ${p.exit.code}`}` : ''
+    lines.push(row(`server log ${p.name}`, `${warnings} warnings, ${errors} errors, ${otherLines} other lines${exit}`))
+    for (const [message, count] of Object.entries(p.log.messages).slice(0, 3)) lines.push(row('', `${count} x ${message}`))
+  }
+  const c = r.cleanup
+  lines.push(row('clean-up', `database ${c.database} ${c.databaseDropped ? 'dropped' : 'NOT dropped'}, ${n(c.keysDeleted)} keys deleted, ${c.keysLeft} left${c.problems.length ? `; ${c.problems.join('; ')}` : ''}`))
+  return lines
+}
+
+export function renderTable(r: Report): string {
+  const m = r.machine
+  const lines = [`Lantern bench: ${m.cpus} cpus (${m.cpuModel}), ${m.memoryGiB} GiB, node ${m.node}, ${m.platform}, load average ${m.loadAverage1m} at start`, '']
+  if (r.ingest) lines.push(...ingestSection(r.ingest), '')
+  if (r.e2e) {
+    if (r.e2e.throughput) lines.push(...throughputSection(r.e2e.throughput), '')
+    if (r.e2e.latency) lines.push(...latencySection(r.e2e.latency), '')
+    lines.push('e2e processes', ...outcomeLines(r.e2e), '')
+  }
+  if (r.targets.length > 0) {
+    lines.push('targets')
+    for (const t of r.targets) lines.push(row(t.name, `${n(t.figure, t.figure !== null && t.figure < 1000 ? 1 : 0)} (target ${t.target}): ${t.met ? 'met' : 'MISSED'}`))
+  }
+  return lines.join('\n')
+}
