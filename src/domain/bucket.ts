@@ -1,4 +1,5 @@
 import { DDSketch } from '@datadog/sketches-js'
+import { decodeSketch, encodeSketch } from './sketch-codec.js'
 
 /** Relative accuracy of every quantile Lantern reports: p50/p95/p99 are within 1% of the true value. */
 export const SKETCH_ACCURACY = 0.01
@@ -141,12 +142,12 @@ export interface StoredBucket {
 
 export function toStored(b: BucketState): StoredBucket {
   const hasLast = Number.isFinite(b.lastTs)
-  return { count: b.count, sum: b.sum, min: b.min, max: b.max, mean: b.mean, m2: b.m2, sketch: b.sketch.toProto(), lastTs: hasLast ? b.lastTs : null, last: hasLast ? b.last : null }
+  return { count: b.count, sum: b.sum, min: b.min, max: b.max, mean: b.mean, m2: b.m2, sketch: encodeSketch(b.sketch), lastTs: hasLast ? b.lastTs : null, last: hasLast ? b.last : null }
 }
 
 export function fromStored(s: StoredBucket): BucketState {
-  const sketch = DDSketch.fromProto(s.sketch)
-  // The protobuf form carries bins only; quantile ranks need the count, so restore the summary.
+  const sketch = decodeSketch(s.sketch, SKETCH_ACCURACY)
+  // The encoded form carries bins only; quantile ranks need the count, so restore the summary.
   sketch.count = s.count
   sketch.sum = s.sum
   sketch.min = s.min

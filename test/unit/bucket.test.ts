@@ -73,3 +73,17 @@ t.test('the last value is the sample with the latest event time, whatever the me
     t.equal(summarize(m).lastTs, '2020-12-31T00:00:00.000Z')
   }
 })
+
+t.test('the compact sketch encoding round-trips every bin, negatives and zeros included', async (t) => {
+  const typical = emptyBucket()
+  for (const x of values(3000, 9)) addValue(typical, Math.abs(x))
+  t.ok(toStored(typical).sketch.length < 800, `a typical bucket encodes in ${toStored(typical).sketch.length} bytes`)
+  const b = emptyBucket()
+  for (const x of [...values(3000, 9), 0, 0, -0.5, -1234.5, 1e9, 1e-9]) addValue(b, x)
+  const stored = toStored(b)
+  const back = fromStored(stored)
+  for (const q of [0, 0.001, 0.01, 0.25, 0.5, 0.75, 0.95, 0.99, 1]) {
+    t.equal(back.sketch.getValueAtQuantile(q), b.sketch.getValueAtQuantile(q), `q${q}`)
+  }
+  t.equal(back.sketch.zeroCount, 2)
+})
