@@ -126,10 +126,6 @@ export async function computeKpis(db: Db, q: KpiQuery): Promise<{ rows: KpiRow[]
       },
     }
   })
-  if (out.length === 0 && q.groupBy.length === 0) {
-    const { rows: v } = await sql<{ version: string }>`SELECT coalesce(max(version), 0)::text AS version FROM cases`.execute(db)
-    version = Number(v[0]?.version ?? 0)
-  }
   return { rows: out, version }
 }
 

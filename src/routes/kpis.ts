@@ -22,8 +22,8 @@ export const KpiQuerystring = Type.Object(
   {
     ...Filter,
     group_by: Type.Optional(GroupBy),
-    as_of: Type.Optional(Type.Union([Instant], { description: 'the instant the figures describe (default now): what a screen showed then' })),
-    from: Type.Optional(Type.Union([Instant], { description: 'count received/resolved/rejected/rated events only from here (a period); states are always as of as_of' })),
+    as_of: Type.Optional(Type.String({ description: 'the instant the figures describe, ISO-8601 or epoch ms (default now): what a screen showed then' })),
+    from: Type.Optional(Type.String({ description: 'count received/resolved/rejected/rated events only from here (a period); states are always as of as_of' })),
   },
   { additionalProperties: false },
 )

@@ -23,7 +23,7 @@ const TargetBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200 }),
     indicator: Indicator,
-    denominator: Type.Optional(Type.Union([Indicator], { description: 'makes the indicator a percentage: indicator / denominator x 100' })),
+    denominator: Type.Optional(Type.Intersect([Indicator], { description: 'makes the indicator a percentage: indicator / denominator x 100' })),
     operator: Type.Union([Type.Literal('>='), Type.Literal('<=')], { default: '>=' }),
     target: Type.Number(),
     unit: Type.Optional(Type.String({ maxLength: 40 })),

@@ -1,16 +1,7 @@
-import type { ReportStatus } from '../../src/schemas/report-event.js'
+import type { ReportEvent } from '../../src/schemas/report-event.js'
 
-export interface ReportIn {
-  id: string
-  source: string
-  service: string
-  case: string
-  status: ReportStatus
-  ts: number
-  due?: number
-  rating?: number
-  dims?: Record<string, string>
-}
+/** A report event as a source sends it (dims only on the events that carry them). */
+export type ReportIn = Omit<ReportEvent, 'dims'> & { dims?: Record<string, string> }
 
 /** What a case ends as; the generator emits the events that lead there. */
 export interface CasePlan {

@@ -77,3 +77,45 @@ async function dropKeys(redisUrl: string, prefix: string): Promise<void> {
   } while (cursor !== '0')
   redis.disconnect()
 }
+
+export interface TestApp {
+  te: TestEnv
+  api: Runtime
+  worker: Runtime
+  app: import('fastify').FastifyInstance
+  hub: import('../../src/live/hub.js').Hub
+  /** The live socket URL when started with `listen`, '' otherwise. */
+  wsUrl: string
+}
+
+/**
+ * A whole system for one test: its own database and key prefix, an API/hub runtime with the app
+ * built on it (listening on a free loopback port when `listen`), and a worker runtime for
+ * drainers. Everything is torn down with the test.
+ */
+export async function startTestApp(
+  t: { teardown(fn: () => unknown): void },
+  overrides: Record<string, string> = {},
+  opts: { listen?: boolean } = {},
+): Promise<TestApp> {
+  const { buildApp } = await import('../../src/app.js')
+  const te = await createTestEnv(overrides)
+  const api = await openTestRuntime(te, 'api')
+  const worker = await openTestRuntime(te, 'worker')
+  const { app, hub } = await buildApp(api)
+  let wsUrl = ''
+  if (opts.listen) {
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const address = app.server.address()
+    wsUrl = `ws://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/v1/live`
+  } else {
+    await app.ready()
+  }
+  t.teardown(async () => {
+    await app.close()
+    await api.close()
+    await worker.close()
+    await te.destroy()
+  })
+  return { te, api, worker, app, hub, wsUrl }
+}

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { sql } from 'kysely'
-import { createTestEnv, openTestRuntime } from '../helpers/context.js'
+import { openTestRuntime, startTestApp } from '../helpers/context.js'
 import { drainAll, makeDrainers } from '../helpers/drain.js'
-import { buildApp } from '../../src/app.js'
 import type { Db } from '../../src/infra/db.js'
 
 const batch = (from: number, n: number, ts: number) =>
@@ -23,17 +22,10 @@ async function committedTotals(db: Db): Promise<{ events: number; bucketCount: n
 }
 
 t.test('two drainers racing on the same partitions never double count', async (t) => {
-  const te = await createTestEnv({ LANTERN_PARTITIONS: '2', LANTERN_DRAIN_BATCH_EVENTS: '700' })
-  const api = await openTestRuntime(te, 'api')
-  const w1 = await openTestRuntime(te, 'worker')
+  const { app, api, worker: w1, te } = await startTestApp(t, { LANTERN_PARTITIONS: '2', LANTERN_DRAIN_BATCH_EVENTS: '700' })
   const w2 = await openTestRuntime(te, 'worker')
-  const { app } = await buildApp(api)
-  await app.ready()
-  t.teardown(async () => {
-    await app.close()
-    await Promise.all([api.close(), w1.close(), w2.close()])
-    await te.destroy()
-  })
+  t.teardown(() => w2.close())
+
   const now = Date.now()
   for (let i = 0; i < 20_000; i += 2000) {
     t.equal((await app.inject({ method: 'POST', url: '/v1/metrics', payload: batch(i, 2000, now) })).statusCode, 202)
@@ -58,17 +50,10 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
 }
 
 t.test('a worker process killed with SIGKILL mid-drain loses and repeats nothing', async (t) => {
-  const te = await createTestEnv({ LANTERN_PARTITIONS: '4', LANTERN_DRAIN_BATCH_EVENTS: '2000', LOG_LEVEL: 'warn' })
-  const api = await openTestRuntime(te, 'api')
-  const { app } = await buildApp(api)
-  await app.ready()
+  const { app, api, te } = await startTestApp(t, { LANTERN_PARTITIONS: '4', LANTERN_DRAIN_BATCH_EVENTS: '2000', LOG_LEVEL: 'warn' })
   const workers: ChildProcess[] = []
-  t.teardown(async () => {
-    for (const w of workers) w.kill('SIGKILL')
-    await app.close()
-    await api.close()
-    await te.destroy()
-  })
+  t.teardown(() => workers.forEach((w) => w.kill('SIGKILL')))
+
   const total = 60_000
   const now = Date.now()
   for (let i = 0; i < total; i += 5000) {
@@ -91,17 +76,8 @@ t.test('a worker process killed with SIGKILL mid-drain loses and repeats nothing
 })
 
 t.test('drain restarts from the checkpoint after a failure mid-batch', async (t) => {
-  const te = await createTestEnv({ LANTERN_PARTITIONS: '1', LANTERN_DRAIN_BATCH_EVENTS: '500' })
-  const api = await openTestRuntime(te, 'api')
-  const worker = await openTestRuntime(te, 'worker')
-  const { app } = await buildApp(api)
-  await app.ready()
-  t.teardown(async () => {
-    await app.close()
-    await api.close()
-    await worker.close()
-    await te.destroy()
-  })
+  const { app, api, worker } = await startTestApp(t, { LANTERN_PARTITIONS: '1', LANTERN_DRAIN_BATCH_EVENTS: '500' })
+
   for (let i = 0; i < 3000; i += 500) await app.inject({ method: 'POST', url: '/v1/metrics', payload: batch(i, 500, Date.now()) })
   const [drainer] = makeDrainers(worker)
   if (!drainer) throw new Error('no drainer')

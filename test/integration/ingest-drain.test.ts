@@ -1,8 +1,7 @@
 import t from 'tap'
 import * as ss from 'simple-statistics'
-import { createTestEnv, openTestRuntime } from '../helpers/context.js'
+import { startTestApp } from '../helpers/context.js'
 import { drainAll, makeDrainers } from '../helpers/drain.js'
-import { buildApp } from '../../src/app.js'
 
 const MIN = 60_000
 const T0 = Math.floor((Date.now() - 6 * 3_600_000) / 3_600_000) * 3_600_000
@@ -42,17 +41,7 @@ function dataset(n: number): Ev[] {
 
 t.test('aggregates equal an independent computation over the raw events', async (t) => {
   // Lateness covers the whole shuffled range, so every event lands in its bucket.
-  const te = await createTestEnv({ LANTERN_ALLOWED_LATENESS_SEC: String(4 * 3600), LANTERN_PARTITIONS: '4' })
-  const api = await openTestRuntime(te, 'api')
-  const worker = await openTestRuntime(te, 'worker')
-  const { app } = await buildApp(api)
-  await app.ready()
-  t.teardown(async () => {
-    await app.close()
-    await api.close()
-    await worker.close()
-    await te.destroy()
-  })
+  const { app, api, worker } = await startTestApp(t, { LANTERN_ALLOWED_LATENESS_SEC: String(4 * 3600), LANTERN_PARTITIONS: '4' })
 
   const events = dataset(12_000)
   for (let i = 0; i < events.length; i += 3000) {
@@ -114,17 +103,7 @@ t.test('aggregates equal an independent computation over the raw events', async 
 })
 
 t.test('events later than the allowed lateness are counted per series, never dropped silently', async (t) => {
-  const te = await createTestEnv({ LANTERN_ALLOWED_LATENESS_SEC: '60', LANTERN_PARTITIONS: '1' })
-  const api = await openTestRuntime(te, 'api')
-  const worker = await openTestRuntime(te, 'worker')
-  const { app } = await buildApp(api)
-  await app.ready()
-  t.teardown(async () => {
-    await app.close()
-    await api.close()
-    await worker.close()
-    await te.destroy()
-  })
+  const { app, api, worker } = await startTestApp(t, { LANTERN_ALLOWED_LATENESS_SEC: '60', LANTERN_PARTITIONS: '1' })
   const now = Math.floor(Date.now() / MIN) * MIN
   const ev = (id: string, ts: number, value: number) => ({ id, source: 'hue-env', metric: 'river.level', ts, value, dims: { station: 'R1' } })
   await app.inject({ method: 'POST', url: '/v1/metrics', payload: [ev('a', now, 1), ev('b', now - 30_000, 2), ev('c', now - 5 * MIN, 3)] })
@@ -140,15 +119,7 @@ t.test('events later than the allowed lateness are counted per series, never dro
 })
 
 t.test('a bad batch is refused whole and writes nothing', async (t) => {
-  const te = await createTestEnv({ LANTERN_PARTITIONS: '2' })
-  const api = await openTestRuntime(te, 'api')
-  const { app } = await buildApp(api)
-  await app.ready()
-  t.teardown(async () => {
-    await app.close()
-    await api.close()
-    await te.destroy()
-  })
+  const { app, api } = await startTestApp(t, { LANTERN_PARTITIONS: '2' })
   const good = { id: 'g1', source: 'hue-env', metric: 'air.pm25', ts: Date.now(), value: 1, dims: { station: 'S1' } }
   const res = await app.inject({ method: 'POST', url: '/v1/metrics', payload: [good, { ...good, id: 'g2', value: 'NaN' }, { ...good, id: 'g3', dims: { station: 7 } }] })
   t.equal(res.statusCode, 400)
@@ -169,15 +140,7 @@ t.test('a bad batch is refused whole and writes nothing', async (t) => {
 })
 
 t.test('ingest answers 503 with Retry-After when the log is unreachable', async (t) => {
-  const te = await createTestEnv({ LANTERN_PARTITIONS: '1' })
-  const api = await openTestRuntime(te, 'api')
-  const { app } = await buildApp(api)
-  await app.ready()
-  t.teardown(async () => {
-    await app.close()
-    await api.close()
-    await te.destroy()
-  })
+  const { app, api } = await startTestApp(t, { LANTERN_PARTITIONS: '1' })
   api.redis.disconnect()
   const res = await app.inject({ method: 'POST', url: '/v1/metrics', payload: { id: 'x', source: 's', metric: 'm', ts: Date.now(), value: 1 } })
   t.equal(res.statusCode, 503)

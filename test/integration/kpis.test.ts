@@ -1,9 +1,8 @@
 import t, { type Test } from 'tap'
-import { createTestEnv, openTestRuntime } from '../helpers/context.js'
+import { startTestApp } from '../helpers/context.js'
 import { drainAll, makeDrainers } from '../helpers/drain.js'
 import { caseEvents, shuffle, type CasePlan, type FieldPlan, type ReportIn } from '../helpers/cases.js'
 import { Client } from '../helpers/ws-client.js'
-import { buildApp } from '../../src/app.js'
 import { markNewlyOverdue } from '../../src/repositories/cases.repository.js'
 
 const HOUR = 3_600_000
@@ -38,19 +37,11 @@ function fieldReports(): FieldPlan {
 }
 
 async function setup(t: Test, overrides: Record<string, string> = {}) {
-  const te = await createTestEnv({ LANTERN_PARTITIONS: '4', LANTERN_ALLOWED_LATENESS_SEC: '60', LANTERN_LIVE_TICK_MS: '20', ...overrides })
-  const api = await openTestRuntime(te, 'api')
-  const worker = await openTestRuntime(te, 'worker')
-  const { app } = await buildApp(api)
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  const url = `ws://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/v1/live`
-  t.teardown(async () => {
-    await app.close()
-    await api.close()
-    await worker.close()
-    await te.destroy()
-  })
+  const { app, api, worker, wsUrl: url } = await startTestApp(
+    t,
+    { LANTERN_PARTITIONS: '4', LANTERN_ALLOWED_LATENESS_SEC: '60', LANTERN_LIVE_TICK_MS: '20', ...overrides },
+    { listen: true },
+  )
   const post = async (events: ReportIn[]): Promise<void> => {
     for (let i = 0; i < events.length; i += 5000) {
       const res = await app.inject({ method: 'POST', url: '/v1/reports', payload: events.slice(i, i + 5000) })

@@ -1,25 +1,13 @@
 import t from 'tap'
 import { Client } from '../helpers/ws-client.js'
-import { createTestEnv, openTestRuntime } from '../helpers/context.js'
+import { startTestApp } from '../helpers/context.js'
 import { drainAll, makeDrainers } from '../helpers/drain.js'
-import { buildApp } from '../../src/app.js'
 
 t.test('a subscriber gets a snapshot, then a delta after each commit, and resumes without a gap', async (t) => {
-  const te = await createTestEnv({ LANTERN_PARTITIONS: '2', LANTERN_LIVE_TICK_MS: '20' })
-  const api = await openTestRuntime(te, 'api')
-  const worker = await openTestRuntime(te, 'worker')
-  const { app, hub } = await buildApp(api)
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  const url = `ws://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/v1/live`
+  const { app, worker, hub, wsUrl: url } = await startTestApp(t, { LANTERN_PARTITIONS: '2', LANTERN_LIVE_TICK_MS: '20' }, { listen: true })
   const clients: Client[] = []
-  t.teardown(async () => {
-    for (const c of clients) c.ws.terminate()
-    await app.close()
-    await api.close()
-    await worker.close()
-    await te.destroy()
-  })
+  t.teardown(() => clients.forEach((c) => c.ws.terminate()))
+
   const drainers = makeDrainers(worker)
   const now = Date.now()
   const post = async (ids: string[], province: string, value: number) => {

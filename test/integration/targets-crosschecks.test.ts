@@ -1,23 +1,13 @@
 import t from 'tap'
-import { createTestEnv, openTestRuntime } from '../helpers/context.js'
+import { startTestApp } from '../helpers/context.js'
 import { drainAll, makeDrainers } from '../helpers/drain.js'
 import { caseEvents, type FieldPlan } from '../helpers/cases.js'
 import { Client } from '../helpers/ws-client.js'
-import { buildApp } from '../../src/app.js'
 
 t.test('targets: the national portal share and the budget revenue of 2020', async (t) => {
   // Indicator values of a past year arrive out of time order: the lateness must cover them.
-  const te = await createTestEnv({ LANTERN_PARTITIONS: '2', LANTERN_DAY_OFFSET_MIN: '420', LANTERN_ALLOWED_LATENESS_SEC: String(400 * 86400) })
-  const api = await openTestRuntime(te, 'api')
-  const worker = await openTestRuntime(te, 'worker')
-  const { app } = await buildApp(api)
-  await app.ready()
-  t.teardown(async () => {
-    await app.close()
-    await api.close()
-    await worker.close()
-    await te.destroy()
-  })
+  const { app, worker } = await startTestApp(t, { LANTERN_PARTITIONS: '2', LANTERN_DAY_OFFSET_MIN: '420', LANTERN_ALLOWED_LATENESS_SEC: String(400 * 86400) })
+
   const ev = (id: string, metric: string, ts: string, value: number) => ({ id, source: 'mic', metric, ts, value, dims: { scope: 'national' } })
   const months = Array.from({ length: 12 }, (_, m) => ev(`rev-${m}`, 'budget.revenue', `2020-${String(m + 1).padStart(2, '0')}-15T00:00:00+07:00`, 3755))
   const res = await app.inject({
@@ -69,20 +59,10 @@ t.test('targets: the national portal share and the budget revenue of 2020', asyn
 })
 
 t.test('a cross-check finds the beautified figure, names the cases behind it and raises a live event', async (t) => {
-  const te = await createTestEnv({ LANTERN_PARTITIONS: '2', LANTERN_LIVE_TICK_MS: '20' })
-  const api = await openTestRuntime(te, 'api')
-  const worker = await openTestRuntime(te, 'worker')
-  const { app } = await buildApp(api)
-  await app.listen({ host: '127.0.0.1', port: 0 })
-  const address = app.server.address()
-  const c = new Client(`ws://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/v1/live`)
-  t.teardown(async () => {
-    c.ws.terminate()
-    await app.close()
-    await api.close()
-    await worker.close()
-    await te.destroy()
-  })
+  const { app, worker, wsUrl } = await startTestApp(t, { LANTERN_PARTITIONS: '2', LANTERN_LIVE_TICK_MS: '20' }, { listen: true })
+  const c = new Client(wsUrl)
+  t.teardown(() => c.ws.terminate())
+
   const T0 = Date.parse('2026-11-01T00:00:00Z')
   const ends = ['resolved', 'resolved', 'resolved', 'resolved', 'resolved', 'resolved', 'in_progress', 'in_progress', 'pending', 'pending'] as const
   const plan: FieldPlan = { service: 'paht', province: '46', cases: ends.map((end, i) => ({ caseId: `X-${i}`, agency: 'a', category: 'c', receivedTs: T0 + i * 3_600_000, end })) }
