@@ -81,7 +81,9 @@ export const SETTINGS = {
   liveHistory: setting('LANTERN_LIVE_HISTORY', '1000', int(10, 1_000_000), 'Deltas kept per topic for clients that resume from a sequence'),
   liveHeartbeatMs: setting('LANTERN_LIVE_HEARTBEAT_MS', '15000', int(1000, 600_000), 'Interval of hub heartbeats; a socket silent for two intervals is closed'),
   liveMaxTopicsPerSocket: setting('LANTERN_LIVE_MAX_TOPICS', '200', int(1, 100_000), 'Most topics one socket may subscribe to'),
-  liveMaxBufferedBytes: setting('LANTERN_LIVE_MAX_BUFFERED_BYTES', String(4 * 1024 * 1024), int(1024, 1024 * 1024 * 1024), 'Unsent bytes a socket may hold before it is closed as too slow'),
+  liveCoalesceBytes: setting('LANTERN_LIVE_COALESCE_BYTES', String(256 * 1024), int(0, 1024 * 1024 * 1024), 'Unsent bytes past which a socket gets only the newest value of each bucket instead of every delta'),
+  liveMaxBufferedBytes: setting('LANTERN_LIVE_MAX_BUFFERED_BYTES', String(4 * 1024 * 1024), int(1024, 1024 * 1024 * 1024), 'Unsent bytes a socket may hold before it is closed as too slow (close code 4008)'),
+  liveMaxCoalesced: setting('LANTERN_LIVE_MAX_COALESCED', '10000', int(1, 10_000_000), 'Distinct values a lagging socket may have waiting before it is closed as too slow (close code 4008)'),
   dayOffsetMin: setting('LANTERN_DAY_OFFSET_MIN', '0', int(-720, 840), 'Minutes east of UTC where 1d buckets start (420 = UTC+7 midnight); fixed once data exists'),
 } as const
 

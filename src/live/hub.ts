@@ -5,6 +5,7 @@ import { makeRedis, type Redis } from '../infra/redis.js'
 import { topicOf, type AggregateTopic, type Topic } from './topic.js'
 import { ClientMessage, CLOSE, PROTOCOL_VERSION, type SubscribeMessage } from './protocol.js'
 import { DeltaPublisher, singleValue } from './delta-publisher.js'
+import { Outbox } from './outbox.js'
 import type { ChangeNotice } from './change-notice.js'
 import { rollUp, viewOf, type RolledBucket } from '../domain/rollup.js'
 import { bucketsInRange, newestStart } from '../repositories/aggregates.repository.js'
@@ -19,6 +20,7 @@ interface Subscription {
 interface Connection {
   id: number
   ws: WebSocket
+  out: Outbox
   subs: Map<string, Subscription>
   lastHeard: number
 }
@@ -31,6 +33,16 @@ interface LocalTopic {
 }
 
 const SEQ_PREFIX = /^\{"seq":(\d+),/
+
+/**
+ * Which value a delta replaces: a bucket of an aggregate topic, the whole value of a KPI, ranking
+ * or targets topic. Discrepancies are events, not values: each keeps its own key.
+ */
+function coalescingKey(seq: number, message: string): string {
+  const m = JSON.parse(message) as { topic: string; bucket?: { start: string }; crosscheck?: unknown }
+  if (m.crosscheck !== undefined) return `${m.topic}|#${seq}`
+  return `${m.topic}|${m.bucket?.start ?? 'value'}`
+}
 
 /**
  * The hub of one API process: sockets, their subscriptions, and the Redis side (one subscriber
@@ -76,7 +88,18 @@ export class Hub {
   }
 
   accept(ws: WebSocket): void {
-    const conn: Connection = { id: this.nextConnId++, ws, subs: new Map(), lastHeard: Date.now() }
+    const { config, metrics } = this.rt
+    const limits = { coalesceBytes: config.liveCoalesceBytes, maxBufferedBytes: config.liveMaxBufferedBytes, maxCoalesced: config.liveMaxCoalesced }
+    const out = new Outbox(
+      ws,
+      limits,
+      () => {
+        metrics.slowClosed.inc()
+        this.drop(conn)
+      },
+      () => metrics.messagesSent.inc(),
+    )
+    const conn: Connection = { id: this.nextConnId++, ws, out, subs: new Map(), lastHeard: Date.now() }
     this.conns.add(conn)
     this.rt.metrics.sockets.set(this.conns.size)
     ws.on('message', (data, isBinary) => {
@@ -278,19 +301,11 @@ export class Hub {
     }
     if (seq <= sub.lastSeq) return
     sub.lastSeq = seq
-    this.send(conn, message)
+    conn.out.delta(seq, message, () => coalescingKey(seq, message))
   }
 
   private send(conn: Connection, message: string): void {
-    if (conn.ws.readyState !== conn.ws.OPEN) return
-    if (conn.ws.bufferedAmount > this.rt.config.liveMaxBufferedBytes) {
-      this.rt.metrics.slowClosed.inc()
-      conn.ws.close(CLOSE.TOO_SLOW, 'client is not reading fast enough')
-      this.drop(conn)
-      return
-    }
-    conn.ws.send(message)
-    this.rt.metrics.messagesSent.inc()
+    conn.out.send(message)
   }
 
   private sendError(conn: Connection, id: string | undefined, code: string, message: string): void {
@@ -314,6 +329,7 @@ export class Hub {
 
   private drop(conn: Connection): void {
     if (!this.conns.delete(conn)) return
+    conn.out.dispose()
     for (const topicId of [...conn.subs.keys()]) this.unsubscribe(conn, topicId)
     this.rt.metrics.sockets.set(this.conns.size)
   }

@@ -84,3 +84,51 @@ t.test('a subscriber gets a snapshot, then a delta after each commit, and resume
   lost.send({ type: 'ping', ts: 5 })
   t.equal((await lost.next((m) => m.type === 'pong')).ts, 5)
 })
+
+t.test('a client that stops reading is coalesced, then closed with 4008; the others carry on', async (t) => {
+  const { app, worker, hub, api, wsUrl } = await startTestApp(
+    t,
+    {
+      LANTERN_PARTITIONS: '2',
+      LANTERN_LIVE_TICK_MS: '20',
+      LANTERN_ALLOWED_LATENESS_SEC: String(2 * 86400),
+      LANTERN_LIVE_COALESCE_BYTES: String(64 * 1024),
+      LANTERN_LIVE_MAX_BUFFERED_BYTES: String(1024 * 1024),
+    },
+    { listen: true },
+  )
+  const start = Math.floor(Date.now() / 60_000) * 60_000 - 1439 * 60_000
+  const events = Array.from({ length: 1440 * 4 }, (_, i) => ({
+    id: `h${i}`,
+    source: 'gw',
+    metric: 'hist.load',
+    ts: start + Math.floor(i / 4) * 60_000,
+    value: i % 100,
+    dims: { station: `S${i % 4}` },
+  }))
+  t.equal((await app.inject({ method: 'POST', url: '/v1/metrics', payload: events })).statusCode, 202)
+  await drainAll(makeDrainers(worker))
+
+  const healthy = new Client(wsUrl)
+  const stalled = new Client(wsUrl)
+  t.teardown(() => [healthy, stalled].forEach((c) => c.ws.terminate()))
+  await Promise.all([healthy.opened(), stalled.opened()])
+  healthy.send({ type: 'subscribe', topic: { kind: 'aggregate', metric: 'hist.load', window: '1m', dims: { station: 'S0' } } })
+  await healthy.next((m) => m.type === 'snapshot')
+
+  // Stop reading, then keep asking for full-day snapshots (about 400 KB each).
+  ;(stalled.ws as unknown as { _socket: { pause(): void } })._socket.pause()
+  for (let i = 0; i < 120; i++) {
+    stalled.send({ type: 'subscribe', topic: { kind: 'aggregate', metric: 'hist.load', window: '1m', dims: { station: `S${i % 4}` } }, buckets: 1440 })
+  }
+  const until = Date.now() + 30_000
+  while (hub.socketCount > 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 100))
+  t.equal(hub.socketCount, 1, 'the stalled socket was dropped by the hub')
+  const closed = (await api.metrics.slowClosed.get()).values[0]?.value
+  t.equal(closed, 1, 'counted as closed for being too slow')
+
+  await app.inject({ method: 'POST', url: '/v1/metrics', payload: [{ id: 'late-1', source: 'gw', metric: 'hist.load', ts: start + 1439 * 60_000, value: 1000, dims: { station: 'S0' } }] })
+  await drainAll(makeDrainers(worker))
+  const d = await healthy.next((m) => m.type === 'delta')
+  t.equal(d.bucket?.count, 2, 'the healthy screen still gets its deltas')
+})
