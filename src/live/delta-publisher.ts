@@ -1,8 +1,7 @@
 import type { Runtime } from '../infra/runtime.js'
 import type { ChangeNotice } from './change-notice.js'
-import { kpiTopicCovers, type AggregateTopic, type KpiTopic, type RankingTopic, type TargetsTopic, type Topic } from './topic.js'
-import { dimsMatch } from '../domain/series-key.js'
-import { rollUp, viewOf, type RolledBucket } from '../domain/rollup.js'
+import { bucketField, kpiTopicCovers, rollUpForTopic, type AggregateTopic, type TopicBucket, type KpiTopic, type RankingTopic, type TargetsTopic, type Topic } from './topic.js'
+import { viewOf } from '../domain/rollup.js'
 import { bucketsAtStarts } from '../repositories/aggregates.repository.js'
 import { computeKpis } from '../repositories/kpis.repository.js'
 import { rankAgencies } from '../services/ranking.js'
@@ -80,12 +79,16 @@ export class DeltaPublisher {
   }
 
   /** Publishes rolled-up buckets through the guard; used by ticks and by resubscribing clients. */
-  async publishBuckets(topic: AggregateTopic, buckets: Iterable<RolledBucket>): Promise<number> {
+  async publishBuckets(topic: AggregateTopic, buckets: Iterable<TopicBucket>): Promise<number> {
     const width = topic.widthS * 1000
     return publishThroughGuard(
       this.rt,
       topic.id,
-      [...buckets].map((rb) => ({ field: String(rb.startMs), version: rb.version, message: { type: 'delta', topic: topic.id, v: rb.version, bucket: viewOf(rb, width) } })),
+      [...buckets].map((b) => ({
+        field: bucketField(b),
+        version: b.version,
+        message: { type: 'delta', topic: topic.id, v: b.version, ...(b.group ? { group: b.group } : {}), bucket: viewOf(b, width) },
+      })),
     )
   }
 
@@ -114,8 +117,10 @@ export class DeltaPublisher {
       for (const g of groups.values()) {
         const rows = await bucketsAtStarts(this.rt.db, g.metric, g.widthS, [...g.starts])
         for (const { topic, starts } of g.items) {
-          const byStart = rollUp(rows.filter((r) => dimsMatch(r.dims, topic.spec.dims))).get('')
-          if (byStart) await this.publishBuckets(topic, [...starts].flatMap((s) => byStart.get(s) ?? []))
+          await this.publishBuckets(
+            topic,
+            rollUpForTopic(topic, rows).filter((b) => starts.has(b.startMs)),
+          )
         }
       }
     } catch (err) {

@@ -2,12 +2,12 @@ import type { WebSocket } from 'ws'
 import { Ajv } from 'ajv'
 import type { Runtime } from '../infra/runtime.js'
 import { makeRedis, type Redis } from '../infra/redis.js'
-import { topicOf, type AggregateTopic, type Topic } from './topic.js'
+import { rollUpForTopic, topicOf, type AggregateTopic, type Topic, type TopicBucket } from './topic.js'
 import { ClientMessage, CLOSE, PROTOCOL_VERSION, type SubscribeMessage } from './protocol.js'
 import { DeltaPublisher, singleValue } from './delta-publisher.js'
 import { Outbox } from './outbox.js'
 import type { ChangeNotice } from './change-notice.js'
-import { rollUp, viewOf, type RolledBucket } from '../domain/rollup.js'
+import { viewOf } from '../domain/rollup.js'
 import { bucketsInRange, newestStart } from '../repositories/aggregates.repository.js'
 import { listCrosschecks } from '../repositories/crosschecks.repository.js'
 
@@ -29,7 +29,7 @@ interface LocalTopic {
   topic: Topic
   conns: Set<Connection>
   /** Snapshot of the newest buckets, valid while the topic's sequence has not moved. */
-  cached: { seq: number; count: number; buckets: RolledBucket[] } | null
+  cached: { seq: number; count: number; newest: number; buckets: TopicBucket[] } | null
 }
 
 const SEQ_PREFIX = /^\{"seq":(\d+),/
@@ -39,9 +39,9 @@ const SEQ_PREFIX = /^\{"seq":(\d+),/
  * or targets topic. Discrepancies are events, not values: each keeps its own key.
  */
 function coalescingKey(seq: number, message: string): string {
-  const m = JSON.parse(message) as { topic: string; bucket?: { start: string }; crosscheck?: unknown }
+  const m = JSON.parse(message) as { topic: string; group?: unknown; bucket?: { start: string }; crosscheck?: unknown }
   if (m.crosscheck !== undefined) return `${m.topic}|#${seq}`
-  return `${m.topic}|${m.bucket?.start ?? 'value'}`
+  return `${m.topic}|${JSON.stringify(m.group ?? null)}|${m.bucket?.start ?? 'value'}`
 }
 
 /**
@@ -234,18 +234,20 @@ export class Hub {
     }
     const width = topic.widthS * 1000
     const buckets = await this.buckets(local, topic, seq, count)
-    return JSON.stringify({ type: 'snapshot', topic: topic.id, seq, buckets: buckets.map((b) => ({ v: b.version, ...viewOf(b, width) })) })
+    return JSON.stringify({ type: 'snapshot', topic: topic.id, seq, buckets: buckets.map((b) => ({ v: b.version, ...(b.group ? { group: b.group } : {}), ...viewOf(b, width) })) })
   }
 
-  private async buckets(local: LocalTopic, topic: AggregateTopic, seq: number, count: number): Promise<RolledBucket[]> {
+  /** The topic's newest `count` bucket starts (per group for wildcard topics). */
+  private async buckets(local: LocalTopic, topic: AggregateTopic, seq: number, count: number): Promise<TopicBucket[]> {
+    const { spec, widthS, filter } = topic
     const c = local.cached
-    if (c && c.seq === seq && c.count >= count) return c.buckets.slice(-count)
-    const { spec, widthS } = topic
-    const newest = await newestStart(this.rt.db, spec.metric, spec.dims, widthS)
+    if (c && c.seq === seq && c.count >= count) return c.buckets.filter((b) => b.startMs >= c.newest - (count - 1) * widthS * 1000)
+    const newest = await newestStart(this.rt.db, spec.metric, filter, widthS)
     if (newest === null) return []
-    const rows = await bucketsInRange(this.rt.db, { metric: spec.metric, dims: spec.dims, widthS, fromMs: newest - (count - 1) * widthS * 1000, toMs: newest + 1 })
-    const buckets = [...(rollUp(rows).get('')?.values() ?? [])].sort((a, b) => a.startMs - b.startMs)
-    local.cached = { seq, count, buckets }
+    const fromMs = newest - (count - 1) * widthS * 1000
+    const rows = await bucketsInRange(this.rt.db, { metric: spec.metric, dims: filter, widthS, fromMs, toMs: newest + 1 })
+    const buckets = rollUpForTopic(topic, rows)
+    local.cached = { seq, count, newest, buckets }
     return buckets
   }
 

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto'
 import { Type, type Static } from '@sinclair/typebox'
 import { DIM_KEY_PATTERN, METRIC_PATTERN } from '../schemas/metric-event.js'
 import { WINDOWS, WINDOW_MS, type WindowName } from '../domain/windows.js'
-import { canonicalDims } from '../domain/series-key.js'
+import { canonicalDims, dimsMatch } from '../domain/series-key.js'
+import { rollUp, type RolledBucket } from '../domain/rollup.js'
+import type { MatchedBucketRow } from '../repositories/aggregates.repository.js'
 import { KPI_DIMS, type KpiFilter } from '../repositories/kpis.repository.js'
 import { RANK_BY, type RankBy } from '../services/ranking.js'
 import type { CaseGroup } from './change-notice.js'
@@ -12,7 +14,12 @@ export const AggregateTopicSpec = Type.Object(
     kind: Type.Literal('aggregate'),
     metric: Type.String({ pattern: METRIC_PATTERN }),
     window: Type.Union(WINDOWS.map((w) => Type.Literal(w))),
-    dims: Type.Optional(Type.Record(Type.String({ pattern: DIM_KEY_PATTERN }), Type.String({ minLength: 1, maxLength: 1024 }), { maxProperties: 16 })),
+    dims: Type.Optional(
+      Type.Record(Type.String({ pattern: DIM_KEY_PATTERN }), Type.String({ minLength: 1, maxLength: 1024 }), {
+        maxProperties: 16,
+        description: 'a value filters; "*" is a wildcard: one roll-up per value of that dim (e.g. {"province":"*"}: every province)',
+      }),
+    ),
   },
   { additionalProperties: false, description: 'rolled-up tumbling buckets of every series of `metric` whose dims contain `dims`' },
 )
@@ -58,7 +65,13 @@ export interface AggregateTopic {
   kind: 'aggregate'
   spec: { kind: 'aggregate'; metric: string; window: WindowName; dims: Record<string, string> }
   widthS: number
+  /** The dims given a value. */
+  filter: Record<string, string>
+  /** The dims given "*": one roll-up per combination of their values. */
+  groupBy: string[]
 }
+
+export const WILDCARD = '*'
 
 export interface KpiTopic {
   id: string
@@ -106,10 +119,37 @@ export function topicOf(spec: TopicSpec): Topic {
     return { id: `kpi.${digest(canonical)}`, kind: 'kpi', spec: canonical }
   }
   const canonical = { kind: spec.kind, metric: spec.metric, window: spec.window, dims: canonicalDims(spec.dims ?? {}) }
-  return { id: `agg.${digest(canonical)}`, kind: 'aggregate', spec: canonical, widthS: WINDOW_MS[spec.window] / 1000 }
+  const entries = Object.entries(canonical.dims)
+  return {
+    id: `agg.${digest(canonical)}`,
+    kind: 'aggregate',
+    spec: canonical,
+    widthS: WINDOW_MS[spec.window] / 1000,
+    filter: Object.fromEntries(entries.filter(([, v]) => v !== WILDCARD)),
+    groupBy: entries.filter(([, v]) => v === WILDCARD).map(([k]) => k),
+  }
 }
 
 /** Whether a change to cases of this group can move the topic's figures. */
 export function kpiTopicCovers(topic: KpiTopic | RankingTopic, group: CaseGroup): boolean {
   return KPI_DIMS.every((d) => topic.spec.filter[d] === undefined || topic.spec.filter[d] === group[d])
 }
+
+export interface TopicBucket extends RolledBucket {
+  /** The wildcard dims' values of this roll-up; null for a topic without wildcards. */
+  group: Record<string, string> | null
+}
+
+/** Rolls stored per-series buckets up into the topic's buckets, one set per wildcard group. */
+export function rollUpForTopic(topic: AggregateTopic, rows: readonly MatchedBucketRow[]): TopicBucket[] {
+  const matching = rows.filter((r) => dimsMatch(r.dims, topic.filter) && topic.groupBy.every((k) => r.dims[k] !== undefined))
+  const out: TopicBucket[] = []
+  for (const [gk, byStart] of rollUp(matching, topic.groupBy)) {
+    const group = topic.groupBy.length === 0 ? null : Object.fromEntries(topic.groupBy.map((k, i) => [k, (JSON.parse(gk) as string[])[i] as string]))
+    for (const rb of byStart.values()) out.push({ ...rb, group })
+  }
+  return out.sort((a, b) => a.startMs - b.startMs)
+}
+
+/** The guard field of a topic bucket: its group and start. */
+export const bucketField = (b: TopicBucket): string => (b.group ? `${JSON.stringify(b.group)}|${b.startMs}` : String(b.startMs))

@@ -132,3 +132,29 @@ t.test('a client that stops reading is coalesced, then closed with 4008; the oth
   const d = await healthy.next((m) => m.type === 'delta')
   t.equal(d.bucket?.count, 2, 'the healthy screen still gets its deltas')
 })
+
+t.test('a wildcard topic gives one roll-up per value: every province of one metric on one socket', async (t) => {
+  const { app, worker, wsUrl } = await startTestApp(t, { LANTERN_PARTITIONS: '2', LANTERN_LIVE_TICK_MS: '20' }, { listen: true })
+  const now = Date.now()
+  const post = async (province: string, station: string, value: number, id: string) => {
+    await app.inject({ method: 'POST', url: '/v1/metrics', payload: [{ id, source: 'gw', metric: 'river.level', ts: now, value, dims: { province, station } }] })
+  }
+  await post('46', 'R1', 2, 'w1')
+  await post('46', 'R2', 4, 'w2')
+  await post('48', 'R9', 7, 'w3')
+  await drainAll(makeDrainers(worker))
+  const c = new Client(wsUrl)
+  t.teardown(() => c.ws.terminate())
+  await c.opened()
+  c.send({ type: 'subscribe', topic: { kind: 'aggregate', metric: 'river.level', window: '5m', dims: { province: '*' } } })
+  const snap = await c.next((m) => m.type === 'snapshot')
+  const groups = (snap.buckets as { group: { province: string }; count: number; max: number }[]).map((b) => [b.group.province, b.count, b.max]).sort()
+  t.same(groups, [
+    ['46', 2, 4],
+    ['48', 1, 7],
+  ])
+  await post('79', 'R5', 1, 'w4')
+  await drainAll(makeDrainers(worker))
+  const d = await c.next((m) => m.type === 'delta' && (m.group as { province: string } | undefined)?.province === '79')
+  t.equal(d.bucket?.count, 1, 'a new province appears as its own group')
+})
