@@ -13,6 +13,8 @@ import { kpiRoutes } from './routes/kpis.js'
 import { targetRoutes } from './routes/targets.js'
 import { crosscheckRoutes } from './routes/crosschecks.js'
 
+const VERSION = '0.1.0'
+
 /** Client messages on the live socket are small; this bounds what a hostile one can make us buffer. */
 const LIVE_MAX_PAYLOAD = 64 * 1024
 
@@ -58,7 +60,7 @@ export async function buildApp(rt: Runtime): Promise<App> {
 
   await app.register(swagger, {
     openapi: {
-      info: { title: 'Lantern', version: '0.1.0', description: 'Real-time analytics for operations centers: ingest, aggregates, live deltas.' },
+      info: { title: 'Lantern', version: VERSION, description: 'Real-time analytics for operations centers: ingest, aggregates, live deltas.' },
       tags: [
         { name: 'ingest', description: 'Sources push events' },
         { name: 'query', description: 'Aggregates and series' },
@@ -80,7 +82,7 @@ export async function buildApp(rt: Runtime): Promise<App> {
   await app.register(kpiRoutes, { rt })
   await app.register(targetRoutes, { rt })
   await app.register(crosscheckRoutes, { rt })
-  await app.register(liveRoutes, { hub })
+  await app.register(liveRoutes, { hub, version: VERSION })
 
   app.addHook('onReady', async () => hub.start())
   app.addHook('preClose', async () => hub.stop())
