@@ -47,7 +47,7 @@ export function asyncApiDocument(version: string) {
       description: [
         `Protocol ${PROTOCOL_VERSION}. One WebSocket, many topics: subscribe, get a snapshot, then every delta with a per-topic sequence.`,
         'Reconnect with `since` = the last sequence seen to get exactly the missed deltas, or a reset and a fresh snapshot.',
-        `Close codes: ${CLOSE.GOING_AWAY} server shutting down, ${CLOSE.HEARTBEAT_TIMEOUT} no heartbeat, ${CLOSE.TOO_SLOW} client not reading fast enough.`,
+        `Close codes: ${CLOSE.GOING_AWAY} server shutting down, ${CLOSE.POLICY_VIOLATION} too many messages waiting, ${CLOSE.HEARTBEAT_TIMEOUT} no heartbeat, ${CLOSE.TOO_SLOW} client not reading fast enough.`,
       ].join(' '),
     },
     channels: { live: { address: '/v1/live', messages: { ...fromClient, ...fromServer } } },

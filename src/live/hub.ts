@@ -23,7 +23,13 @@ interface Connection {
   out: Outbox
   subs: Map<string, Subscription>
   lastHeard: number
+  /** Client messages are handled one at a time, in order; this is the tail of that chain. */
+  inbox: Promise<void>
+  queued: number
 }
+
+/** Client messages a socket may have waiting; past it, the client is flooding and is closed. */
+const MAX_QUEUED_MESSAGES = 256
 
 interface LocalTopic {
   topic: Topic
@@ -99,16 +105,24 @@ export class Hub {
       },
       () => metrics.messagesSent.inc(),
     )
-    const conn: Connection = { id: this.nextConnId++, ws, out, subs: new Map(), lastHeard: Date.now() }
+    const conn: Connection = { id: this.nextConnId++, ws, out, subs: new Map(), lastHeard: Date.now(), inbox: Promise.resolve(), queued: 0 }
     this.conns.add(conn)
     this.rt.metrics.sockets.set(this.conns.size)
     ws.on('message', (data, isBinary) => {
       conn.lastHeard = Date.now()
       if (isBinary) return this.sendError(conn, undefined, 'BAD_REQUEST', 'messages are JSON text')
-      this.onClientMessage(conn, data.toString()).catch((err: Error) => {
-        this.rt.log.error({ err, conn: conn.id }, 'live message failed')
-        this.sendError(conn, undefined, 'INTERNAL', 'the hub could not handle the message')
-      })
+      if (++conn.queued > MAX_QUEUED_MESSAGES) {
+        ws.close(CLOSE.POLICY_VIOLATION, `more than ${MAX_QUEUED_MESSAGES} messages waiting`)
+        return this.drop(conn)
+      }
+      const text = data.toString()
+      conn.inbox = conn.inbox
+        .then(() => this.onClientMessage(conn, text))
+        .catch((err: Error) => {
+          this.rt.log.error({ err, conn: conn.id }, 'live message failed')
+          this.sendError(conn, undefined, 'INTERNAL', 'the hub could not handle the message')
+        })
+        .finally(() => void conn.queued--)
     })
     ws.on('pong', () => {
       conn.lastHeard = Date.now()

@@ -95,6 +95,7 @@ export type DeltaMessage = Static<typeof DeltaMessage>
 /** Close codes the hub uses (4000-4999 are application codes). */
 export const CLOSE = {
   GOING_AWAY: 1001,
+  POLICY_VIOLATION: 1008,
   HEARTBEAT_TIMEOUT: 4001,
   TOO_SLOW: 4008,
 } as const
