@@ -12,6 +12,7 @@ import { liveRoutes } from './routes/live.js'
 import { kpiRoutes } from './routes/kpis.js'
 import { targetRoutes } from './routes/targets.js'
 import { crosscheckRoutes } from './routes/crosschecks.js'
+import { webRoutes } from './routes/web.js'
 
 const VERSION = '0.1.0'
 
@@ -83,6 +84,7 @@ export async function buildApp(rt: Runtime): Promise<App> {
   await app.register(targetRoutes, { rt })
   await app.register(crosscheckRoutes, { rt })
   await app.register(liveRoutes, { hub, version: VERSION })
+  await app.register(webRoutes, { rt })
 
   app.addHook('onReady', async () => hub.start())
   app.addHook('preClose', async () => hub.stop())

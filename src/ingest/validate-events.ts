@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject } from 'ajv'
 import type { TSchema, Static } from '@sinclair/typebox'
-import { metricEventSchema, type MetricEvent } from '../schemas/metric-event.js'
+import { DIM_KEY_PATTERN, metricEventSchema, type MetricEvent } from '../schemas/metric-event.js'
 import { reportEventSchema, type ReportEvent } from '../schemas/report-event.js'
 import { canonicalDims } from '../domain/series-key.js'
 import { parseIsoInstant } from '../domain/timestamp.js'
@@ -22,7 +22,9 @@ export type BatchValidator<E> = (items: readonly unknown[], now: number) => Vali
 function describe(err: ErrorObject): string {
   switch (err.keyword) {
     case 'additionalProperties':
-      return `unknown field "${String(err.params.additionalProperty)}"`
+      return err.instancePath.endsWith('/dims')
+        ? `dimension name "${String(err.params.additionalProperty)}" must match ${DIM_KEY_PATTERN}`
+        : `unknown field "${String(err.params.additionalProperty)}"`
     case 'required':
       return `missing field "${String(err.params.missingProperty)}"`
     case 'pattern':

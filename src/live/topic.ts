@@ -17,6 +17,7 @@ export const AggregateTopicSpec = Type.Object(
     dims: Type.Optional(
       Type.Record(Type.String({ pattern: DIM_KEY_PATTERN }), Type.String({ minLength: 1, maxLength: 1024 }), {
         maxProperties: 16,
+        additionalProperties: false,
         description: 'a value filters; "*" is a wildcard: one roll-up per value of that dim (e.g. {"province":"*"}: every province)',
       }),
     ),

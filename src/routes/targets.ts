@@ -11,7 +11,7 @@ import type { ChangeNotice } from '../live/change-notice.js'
 const Indicator = Type.Object(
   {
     metric: Type.String({ pattern: METRIC_PATTERN }),
-    dims: Type.Optional(Type.Record(Type.String({ pattern: DIM_KEY_PATTERN }), Type.String({ minLength: 1, maxLength: 1024 }), { maxProperties: 16 })),
+    dims: Type.Optional(Type.Record(Type.String({ pattern: DIM_KEY_PATTERN }), Type.String({ minLength: 1, maxLength: 1024 }), { maxProperties: 16, additionalProperties: false })),
     aggregate: Type.Union([Type.Literal('last'), Type.Literal('sum'), Type.Literal('mean'), Type.Literal('max'), Type.Literal('min'), Type.Literal('count')], {
       description: 'how the period reads the metric: last (a reported level or share), sum (a running total), ...',
     }),

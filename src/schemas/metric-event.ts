@@ -18,6 +18,7 @@ export const Timestamp = Type.Union(
 export const Dimensions = (maxDims: number, maxValueLength: number) =>
   Type.Record(Type.String({ pattern: DIM_KEY_PATTERN }), Type.String({ minLength: 1, maxLength: maxValueLength }), {
     maxProperties: maxDims,
+    additionalProperties: false,
     description: 'flat string map; with the metric it names the series',
   })
 

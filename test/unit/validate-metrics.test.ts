@@ -29,19 +29,21 @@ t.test('every bad event is listed with its index and reason', async (t) => {
     { ...good, value: Infinity },
     { ...good, id: '' },
     { ...good, metric: 'bad metric' },
+    { ...good, dims: { 'a b': 'x' } },
     'not an object',
     null,
   ]
   const r = validate(batch, now)
   t.notOk(r.ok)
   if (r.ok) return
-  t.same(r.errors.map((e) => e.index), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13])
+  t.same(r.errors.map((e) => e.index), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
   t.match(r.errors[0], { path: '/value', reason: /number/ })
   t.match(r.errors[1], { path: '/ts', reason: /calendar date/ })
   t.match(r.errors[3], { path: '/ts', reason: /ahead of the server clock/ })
   t.match(r.errors[4], { path: '/extra', reason: /unknown field/ })
-  t.match(r.errors[5], { path: '/dims/constructor', reason: /not allowed/ })
+  t.match(r.errors[5], { path: '/dims/__proto__x', reason: /dimension name/ })
   t.match(r.errors[8], { path: '/value', reason: /number/ })
+  t.match(r.errors[11], { path: '/dims', reason: /dimension name "a b"/ })
 })
 
 t.test('bodies: object, array and NDJSON; bad lines reported with the rest', async (t) => {
@@ -56,4 +58,10 @@ t.test('bodies: object, array and NDJSON; bad lines reported with the rest', asy
   t.throws(() => parseEventBody(JSON.stringify([good, good, good]), false, 2), { code: 'TOO_MANY_EVENTS' })
   t.throws(() => parseEventBody('"text"', false, 2), { code: 'INVALID_EVENTS' })
   t.throws(() => parseEventBody('['.repeat(200_000), false, 2), { code: 'INVALID_JSON' })
+})
+
+t.test('names that reach Object.prototype are refused even where the name pattern allows them', async (t) => {
+  const r = validate([{ ...good, dims: { constructor: 'x' } }, { ...good, dims: { prototype: 'x' } }], now)
+  t.notOk(r.ok)
+  if (!r.ok) t.match(r.errors, [{ path: '/dims/constructor', reason: /not allowed/ }, { path: '/dims/prototype', reason: /not allowed/ }])
 })
