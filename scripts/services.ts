@@ -23,6 +23,11 @@ export interface EnsureServicesOptions {
   log?: (msg: string) => void
   /** Allow apt-get (root only) and npm installs of missing server software. Default true. */
   allowInstall?: boolean
+  /**
+   * Where to run a project-local, persistent Redis when the one at `redisUrl` keeps nothing on
+   * disk or may evict keys. For defaults only: an explicitly configured Redis is used as it is.
+   */
+  durableRedisFallback?: string
 }
 
 export interface Services {
@@ -45,6 +50,7 @@ interface Ctx {
   dataDir: string
   log: Log
   allowInstall: boolean
+  durableRedisFallback: string | undefined
 }
 
 interface Started {
@@ -71,21 +77,24 @@ export async function ensureServices(opts: EnsureServicesOptions): Promise<Servi
     dataDir: path.resolve(opts.dataDir ?? defaultDataDir()),
     log: opts.log ?? ((msg) => console.error(`[services] ${msg}`)),
     allowInstall: opts.allowInstall ?? true,
+    durableRedisFallback: opts.durableRedisFallback,
   }
   const started: Started[] = []
   const stop = async (): Promise<void> => {
     for (const s of started.splice(0).reverse()) await s.stop()
   }
+  let redisUrl = opts.redisUrl
   try {
     const redis = await ensureRedis(ctx, opts.redisUrl)
-    if (redis) started.push(redis)
+    redisUrl = redis.url
+    if (redis.started) started.push(redis.started)
     const postgres = await ensurePostgres(ctx, opts.databaseUrl)
     if (postgres) started.push(postgres)
   } catch (err) {
     await stop().catch((stopErr: unknown) => ctx.log(`cleanup after failure also failed: ${errorMessage(stopErr)}`))
     throw err
   }
-  return { databaseUrl: opts.databaseUrl, redisUrl: opts.redisUrl, started: started.map((s) => s.name), stop }
+  return { databaseUrl: opts.databaseUrl, redisUrl, started: started.map((s) => s.name), stop }
 }
 
 export function defaultDataDir(): string {
@@ -97,12 +106,17 @@ export function defaultDataDir(): string {
 
 type RedisProbe = { reachable: true; policy?: string; appendonly?: string } | { reachable: false; error: string }
 
-async function ensureRedis(ctx: Ctx, url: string): Promise<Started | undefined> {
+async function ensureRedis(ctx: Ctx, url: string): Promise<{ url: string; started?: Started }> {
   const probe = await probeRedis(url)
   if (probe.reachable) {
+    const fallback = ctx.durableRedisFallback
+    if (fallback && fallback !== url && (probe.appendonly === 'no' || (probe.policy !== undefined && probe.policy !== 'noeviction'))) {
+      ctx.log(`redis: ${redact(url)} keeps nothing on disk or may evict keys; running a durable project-local one at ${redact(fallback)} instead`)
+      return ensureRedis({ ...ctx, durableRedisFallback: undefined }, fallback)
+    }
     ctx.log(`redis: using ${redact(url)}`)
     warnOnRedisDurability(ctx, probe)
-    return undefined
+    return { url }
   }
   const { hostname, port } = new URL(url)
   if (!isLocalHost(hostname)) {
@@ -116,7 +130,7 @@ async function ensureRedis(ctx: Ctx, url: string): Promise<Started | undefined> 
       // The package starts its own service on 6379 where it can; use it if it is the target.
       if ((await probeRedis(url)).reachable) {
         ctx.log('redis: the freshly installed server is reachable; using it')
-        return undefined
+        return { url }
       }
       bin = findRedisServer()
     }
@@ -127,7 +141,7 @@ async function ensureRedis(ctx: Ctx, url: string): Promise<Started | undefined> 
         'macOS: "brew install redis") or set REDIS_URL to a reachable Redis server.',
     )
   }
-  return startRedis(ctx, bin, url, Number(port || 6379))
+  return { url, started: await startRedis(ctx, bin, url, Number(port || 6379)) }
 }
 
 /**

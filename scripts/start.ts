@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { parseArgs } from 'node:util'
-import { ensureServices, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL } from './services.js'
+import net from 'node:net'
+import { ensureServices, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, type Services } from './services.js'
 import { makeDb, makePool } from '../src/infra/db.js'
 import { migrateToLatest } from '../src/infra/migrate.js'
 
@@ -31,11 +32,32 @@ const workers = count('workers', values.workers, 0)
 const basePort = Number(process.env.PORT || 8080)
 const host = process.env.HOST || '127.0.0.1'
 
-const say = (msg: string): void => console.error(`[lantern] ${msg}`)
-const services = await ensureServices({ databaseUrl: process.env.DATABASE_URL || DEFAULT_DATABASE_URL, redisUrl: process.env.REDIS_URL || DEFAULT_REDIS_URL })
-const env = { ...process.env, DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl, HOST: host }
+const DURABLE_REDIS_URL = 'redis://127.0.0.1:6390'
 
-const db = makeDb(makePool(services.databaseUrl, 1, 'lantern-start'))
+/** Whether something accepts TCP connections at the URL's host and port. */
+const answers = (url: string): Promise<boolean> =>
+  new Promise((resolve) => {
+    const { hostname, port, protocol } = new URL(url)
+    const socket = net.connect({ host: hostname, port: Number(port || (protocol.startsWith('redis') ? 6379 : 5432)) })
+    socket.setTimeout(1000)
+    socket.once('connect', () => (socket.destroy(), resolve(true)))
+    socket.once('error', () => resolve(false))
+    socket.once('timeout', () => (socket.destroy(), resolve(false)))
+  })
+
+const say = (msg: string): void => console.error(`[lantern] ${msg}`)
+const wanted = {
+  databaseUrl: process.env.DATABASE_URL || DEFAULT_DATABASE_URL,
+  redisUrl: process.env.REDIS_URL || DEFAULT_REDIS_URL,
+  // Acknowledged events live in Redis until drained: unless a Redis is configured explicitly,
+  // run one that persists them rather than a local one that keeps nothing on disk.
+  durableRedisFallback: process.env.REDIS_URL ? undefined : DURABLE_REDIS_URL,
+}
+const services = [await ensureServices(wanted)]
+const first = services[0] as Services
+const env = { ...process.env, DATABASE_URL: first.databaseUrl, REDIS_URL: first.redisUrl, HOST: host }
+
+const db = makeDb(makePool(first.databaseUrl, 1, 'lantern-start'))
 await migrateToLatest(db, (name) => say(`migration applied: ${name}`))
 await db.destroy()
 
@@ -88,8 +110,30 @@ async function stop(signal: string): Promise<void> {
         }),
     ),
   )
-  await services.stop()
+  clearInterval(watchdog)
+  for (const s of services.reverse()) await s.stop()
   process.exit(0)
 }
+/**
+ * Servers this command started are restarted if they die (from their own data: Redis replays its
+ * append-only file), as the roles are; servers it found running are left to their owners.
+ */
+let checking = false
+const watchdog = setInterval(() => {
+  if (checking || stopping || first.started.length === 0) return
+  checking = true
+  void (async () => {
+    const down = await Promise.all([first.started.includes('redis') && !(await answers(first.redisUrl)), first.started.includes('postgres') && !(await answers(first.databaseUrl))])
+    if (down.some(Boolean)) {
+      say('a service this command started stopped answering; starting it again')
+      services.push(await ensureServices({ databaseUrl: first.databaseUrl, redisUrl: first.redisUrl }))
+    }
+  })()
+    .catch((err: Error) => say(`could not restart a service: ${err.message}`))
+    .finally(() => {
+      checking = false
+    })
+}, 2000)
+
 process.on('SIGINT', () => void stop('SIGINT'))
 process.on('SIGTERM', () => void stop('SIGTERM'))

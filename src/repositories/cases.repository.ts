@@ -10,23 +10,26 @@ export interface CaseRef {
 export interface StoredCase extends CaseRef {
   events: CaseEventRecord[]
   dims: Record<string, string>
+  findings: number
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString())
 
 export async function loadCases(db: Db, refs: readonly CaseRef[]): Promise<StoredCase[]> {
   if (refs.length === 0) return []
-  const { rows } = await sql<{ service: string; case_id: string; events: CaseEventRecord[]; dims: Record<string, string> }>`
-    SELECT c.service, c.case_id, c.events, c.dims FROM cases c
+  const { rows } = await sql<{ service: string; case_id: string; events: CaseEventRecord[]; dims: Record<string, string>; findings: number }>`
+    SELECT c.service, c.case_id, c.events, c.dims, c.findings FROM cases c
     JOIN unnest(${refs.map((r) => r.service)}::text[], ${refs.map((r) => r.caseId)}::text[]) AS k(service, case_id)
       ON c.service = k.service AND c.case_id = k.case_id`.execute(db)
-  return rows.map((r) => ({ service: r.service, caseId: r.case_id, events: r.events, dims: r.dims }))
+  return rows.map((r) => ({ service: r.service, caseId: r.case_id, events: r.events, dims: r.dims, findings: r.findings }))
 }
 
 export interface CaseWrite extends CaseRef {
   partition: number
   events: CaseEventRecord[]
   state: CaseState
+  /** Findings the stored case had: only those need deleting before the new set is written. */
+  previousFindings: number
 }
 
 /** Writes the derived state of each case and replaces its findings; one statement each. */
@@ -52,9 +55,12 @@ export async function writeCases(trx: Db, cases: readonly CaseWrite[]): Promise<
       due_ts = excluded.due_ts, rating = excluded.rating, rated_ts = excluded.rated_ts, last_ts = excluded.last_ts,
       events = excluded.events, findings = excluded.findings, version = excluded.version, updated_at = now()`.execute(trx)
 
-  await sql`
-    DELETE FROM case_findings f USING unnest(${col((c) => c.service)}::text[], ${col((c) => c.caseId)}::text[]) AS k(service, case_id)
-    WHERE f.service = k.service AND f.case_id = k.case_id`.execute(trx)
+  const stale = cases.filter((c) => c.previousFindings > 0)
+  if (stale.length > 0) {
+    await sql`
+      DELETE FROM case_findings f USING unnest(${stale.map((c) => c.service)}::text[], ${stale.map((c) => c.caseId)}::text[]) AS k(service, case_id)
+      WHERE f.service = k.service AND f.case_id = k.case_id`.execute(trx)
+  }
   const findings = cases.flatMap((c) => c.state.findings.map((f) => ({ ...f, service: c.service, caseId: c.caseId, province: c.state.dims.province ?? null })))
   if (findings.length === 0) return
   await sql`

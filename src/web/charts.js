@@ -19,6 +19,9 @@ export function setAnomalies(metric, markers) {
   for (const c of charts) if (c.metric === metric) c.redraw()
 }
 
+// The time axis moves on with the clock even when a metric falls silent.
+setInterval(() => charts.forEach((c) => c.advance()), 15_000)
+
 export const metricLabel = (metric) => (has(`metric.${metric}`) ? t(`metric.${metric}`) : metric)
 const rem = () => parseFloat(getComputedStyle(document.documentElement).fontSize)
 
@@ -46,7 +49,7 @@ export function createChart(parent, { metric, threshold }) {
       height: plotBox.clientHeight || 150,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { y: { range: (_u, min, max) => paddedRange(min, max, threshold) } },
+      scales: { x: { time: true, range: lastHour }, y: { range: (_u, min, max) => paddedRange(min, max, threshold) } },
       axes: [{ ...axis(2), values: (_u, splits) => splits.map((s) => hm(s * 1000)) }, axis(3.5)],
       series: [{}, { stroke: COLORS.mean, width: r / 7, fill: 'rgba(76,201,240,0.12)' }, { stroke: COLORS.max, width: r / 10, dash: [r / 2, r / 3] }],
       hooks: {
@@ -71,7 +74,7 @@ export function createChart(parent, { metric, threshold }) {
     legend.replaceChildren(
       h('span', { class: 'key mean' }, t('chart.mean')),
       h('span', { class: 'key max' }, t('chart.max')),
-      threshold === null ? null : h('span', { class: 'key threshold' }, t('chart.threshold', { v: num(threshold, 2) })),
+      ...(threshold === null ? [] : [h('span', { class: 'key threshold' }, t('chart.threshold', { v: num(threshold, 2) }))]),
     )
     u.redraw(false, true)
   }
@@ -96,6 +99,7 @@ export function createChart(parent, { metric, threshold }) {
       pending = buckets
     },
     redraw: () => u.redraw(false),
+    advance: () => u.setData(u.data),
     relabel,
     destroy() {
       charts.delete(chart)
@@ -106,6 +110,12 @@ export function createChart(parent, { metric, threshold }) {
   }
   charts.add(chart)
   return chart
+}
+
+/** Always the hour up to the current minute's end (in seconds), so a silent sensor shows as a gap, not a stretched line. */
+function lastHour() {
+  const end = (Math.floor(Date.now() / 60_000) + 1) * 60
+  return [end - BUCKETS * 60, end]
 }
 
 /** The data range, stretched to include the threshold so its distance stays visible. */

@@ -51,7 +51,7 @@ export async function foldCases(db: Db, partition: number, events: readonly Repo
     if (before && all.length === before.events.length) continue
     const sorted = sortCaseEvents(all)
     const state = deriveCase(sorted)
-    writes.push({ service: c.service, caseId: c.caseId, partition, events: sorted, state })
+    writes.push({ service: c.service, caseId: c.caseId, partition, events: sorted, state, previousFindings: before?.findings ?? 0 })
     if (before) addGroup(groupOf(c.service, before.dims))
     addGroup(groupOf(c.service, state.dims))
   }
