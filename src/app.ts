@@ -12,6 +12,7 @@ import { liveRoutes } from './routes/live.js'
 import { kpiRoutes } from './routes/kpis.js'
 import { targetRoutes } from './routes/targets.js'
 import { crosscheckRoutes } from './routes/crosschecks.js'
+import { archiveRoutes } from './routes/archive.js'
 import { webRoutes } from './routes/web.js'
 
 const VERSION = '0.1.0'
@@ -68,6 +69,7 @@ export async function buildApp(rt: Runtime): Promise<App> {
         { name: 'kpis', description: 'Case processing KPIs, rankings, the cases behind a figure, data-quality findings' },
         { name: 'targets', description: 'Targets for indicators: completion and projection' },
         { name: 'crosschecks', description: 'Reported totals checked against the events' },
+        { name: 'audit', description: 'The raw log archive: export and tamper evidence' },
         { name: 'live', description: 'WebSocket topics' },
         { name: 'ops', description: 'Health and metrics' },
       ],
@@ -83,6 +85,7 @@ export async function buildApp(rt: Runtime): Promise<App> {
   await app.register(kpiRoutes, { rt })
   await app.register(targetRoutes, { rt })
   await app.register(crosscheckRoutes, { rt })
+  await app.register(archiveRoutes, { rt })
   await app.register(liveRoutes, { hub, version: VERSION })
   await app.register(webRoutes, { rt })
 

@@ -73,6 +73,8 @@ export const SETTINGS = {
   maxDims: setting('LANTERN_MAX_DIMS', '16', int(0, 64), 'Most dimension keys on one event'),
   maxDimValueLength: setting('LANTERN_MAX_DIM_VALUE_LENGTH', '128', int(1, 1024), 'Longest dimension value'),
   maxFutureSec: setting('LANTERN_MAX_FUTURE_SEC', '900', int(0, 366 * 86400), 'How far ahead of the server clock an event time may be; later ones are refused (a wrong clock would otherwise push the watermark and make honest events late)'),
+  logRetentionSec: setting('LANTERN_LOG_RETENTION_SEC', '3600', int(0, 30 * 86400), 'How long drained (and so archived) entries stay in the Redis log; older ones are trimmed, never an entry not yet archived'),
+  logMaxEntries: setting('LANTERN_LOG_MAX_ENTRIES', '100000', int(0, 100_000_000), 'A partition log longer than this drops every archived entry at once, whatever their age (0: no length limit)'),
   drainBatchEvents: setting('LANTERN_DRAIN_BATCH_EVENTS', '20000', int(1, 1_000_000), 'Most events folded into one drain transaction'),
   drainLeaseMs: setting('LANTERN_DRAIN_LEASE_MS', '15000', int(1000, 3_600_000), 'How long a worker keeps draining one partition before handing it back to the queue (rebalances partitions across workers)'),
   drainPollMs: setting('LANTERN_DRAIN_POLL_MS', '20', int(1, 10_000), 'Pause between reads of an empty partition'),

@@ -40,6 +40,8 @@ export function startDrainWorker(rt: Runtime): DrainWorker {
         cacheBuckets: 200_000,
         latenessMs: config.allowedLatenessSec * 1000,
         dayOffsetMs: config.dayOffsetMin * 60_000,
+        retentionMs: config.logRetentionSec * 1000,
+        maxEntries: config.logMaxEntries,
       })
       drainers.set(partition, d)
     }

@@ -13,6 +13,8 @@ export interface DrainCheckpointsTable {
   watermark_ms: number
   events: number
   late_events: number
+  archive_seq: number
+  archive_hash: Buffer
   updated_at: Generated<Date>
 }
 
@@ -47,7 +49,21 @@ export interface AggregateBucketsTable {
   updated_at: Generated<Date>
 }
 
+export interface LogArchiveTable {
+  partition: number
+  first_seq: number
+  count: number
+  entry_id: string
+  kind: string
+  arrived_at: Timestamp
+  min_ts: Timestamp
+  max_ts: Timestamp
+  events: string
+  hashes: Buffer
+}
+
 export interface Database {
+  log_archive: LogArchiveTable
   lantern_meta: LanternMetaTable
   drain_checkpoints: DrainCheckpointsTable
   series: SeriesTable

@@ -1,21 +1,28 @@
 import { sql } from 'kysely'
 import type { Db } from '../infra/db.js'
+import { GENESIS } from '../domain/hash-chain.js'
 
 export interface Checkpoint {
   partition: number
   lastId: string
   watermarkMs: number
+  /** Events archived so far in this partition: the sequence number of the next one. */
+  archiveSeq: number
+  /** Head of the partition's archive hash chain. */
+  archiveHash: Buffer
 }
 
+export type CheckpointMove = Omit<Checkpoint, 'partition'>
+
 export async function ensureCheckpoints(db: Db, partitions: number): Promise<void> {
-  const rows = Array.from({ length: partitions }, (_, partition) => ({ partition, last_id: '0-0', watermark_ms: 0, events: 0, late_events: 0 }))
+  const rows = Array.from({ length: partitions }, (_, partition) => ({ partition, last_id: '0-0', watermark_ms: 0, events: 0, late_events: 0, archive_seq: 0, archive_hash: GENESIS }))
   await db.insertInto('drain_checkpoints').values(rows).onConflict((oc) => oc.column('partition').doNothing()).execute()
 }
 
 export async function loadCheckpoint(db: Db, partition: number): Promise<Checkpoint> {
-  const row = await db.selectFrom('drain_checkpoints').select(['last_id', 'watermark_ms']).where('partition', '=', partition).executeTakeFirst()
+  const row = await db.selectFrom('drain_checkpoints').select(['last_id', 'watermark_ms', 'archive_seq', 'archive_hash']).where('partition', '=', partition).executeTakeFirst()
   if (!row) throw new Error(`no checkpoint row for partition ${partition}: migrations or start-up did not run`)
-  return { partition, lastId: row.last_id, watermarkMs: row.watermark_ms }
+  return { partition, lastId: row.last_id, watermarkMs: row.watermark_ms, archiveSeq: row.archive_seq, archiveHash: row.archive_hash }
 }
 
 export async function listCheckpoints(db: Db): Promise<{ partition: number; lastId: string; watermarkMs: number; events: number; lateEvents: number; updatedAt: Date }[]> {
@@ -31,7 +38,7 @@ export async function listCheckpoints(db: Db): Promise<{ partition: number; last
 export async function advanceCheckpoint(
   trx: Db,
   from: Checkpoint,
-  to: { lastId: string; watermarkMs: number },
+  to: CheckpointMove,
   events: number,
   lateEvents: number,
 ): Promise<boolean> {
@@ -40,6 +47,8 @@ export async function advanceCheckpoint(
     .set({
       last_id: to.lastId,
       watermark_ms: to.watermarkMs,
+      archive_seq: to.archiveSeq,
+      archive_hash: to.archiveHash,
       events: sql`events + ${events}`,
       late_events: sql`late_events + ${lateEvents}`,
       updated_at: sql`now()`,

@@ -10,6 +10,8 @@ export function makeDrainers(rt: Runtime): PartitionDrainer[] {
         cacheBuckets: 10_000,
         latenessMs: rt.config.allowedLatenessSec * 1000,
         dayOffsetMs: rt.config.dayOffsetMin * 60_000,
+        retentionMs: rt.config.logRetentionSec * 1000,
+        maxEntries: rt.config.logMaxEntries,
       }),
   )
 }

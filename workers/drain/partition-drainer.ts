@@ -8,6 +8,8 @@ import type { ReportEvent } from '../../src/schemas/report-event.js'
 import { EVENT_KINDS, type EventKind } from '../../src/schemas/log-entry.js'
 import { writeCases } from '../../src/repositories/cases.repository.js'
 import { foldCases } from './case-folder.js'
+import { archiveEntries, type ArchiveRow } from '../../src/repositories/archive.repository.js'
+import { chain } from '../../src/domain/hash-chain.js'
 import type { CaseGroup } from '../../src/live/change-notice.js'
 import { foldBatch, type FoldSettings } from '../../src/domain/fold.js'
 import { addValue, emptyBucket, fromStored, observeLast, toStored, type BucketState } from '../../src/domain/bucket.js'
@@ -21,13 +23,20 @@ import type { ChangeNotice } from '../../src/live/change-notice.js'
 export interface DrainSettings extends FoldSettings {
   batchEvents: number
   cacheBuckets: number
+  retentionMs: number
+  maxEntries: number
 }
+
+/** Trimming is cheap but not free: at most this often per partition. */
+const TRIM_EVERY_MS = 5000
 
 export interface LogEntry {
   id: string
   arrivedAt: number
   kind: EventKind
-  events: unknown[]
+  /** The events as appended: a JSON array text, archived byte for byte. */
+  raw: string
+  events: { ts: number }[]
 }
 
 class CheckpointMoved extends Error {}
@@ -47,6 +56,7 @@ export class PartitionDrainer {
   private readonly seriesIds = new Map<string, number>()
   private readonly cache: BucketCache
   private checkpoint: Checkpoint | null = null
+  private trimmedAt = 0
 
   constructor(
     readonly partition: number,
@@ -120,7 +130,8 @@ export class PartitionDrainer {
       }
     }
 
-    const to = { lastId, watermarkMs: fold.watermarkMs }
+    const archive = this.archiveRows(entries, from)
+    const to = { lastId, watermarkMs: fold.watermarkMs, archiveSeq: archive.nextSeq, archiveHash: archive.head }
     const started = process.hrtime.bigint()
     await db.transaction().execute(async (trx) => {
       if (!(await advanceCheckpoint(trx, from, to, fold.events + reports.length, fold.lateEvents))) throw new CheckpointMoved()
@@ -134,6 +145,7 @@ export class PartitionDrainer {
         touched.map((t) => ({ seriesId: this.seriesIds.get(t.seriesKey) as number, widthS: t.widthS, startMs: t.startMs, ...toStored(t.state) })),
       )
       await writeCases(trx, cases.writes)
+      await archiveEntries(trx, archive.rows)
     })
     metrics.commitLatency.observe(Number(process.hrtime.bigint() - started) / 1e9)
 
@@ -151,7 +163,48 @@ export class PartitionDrainer {
       'batch committed',
     )
     await this.announce(touched, cases.groups)
+    await this.trim(lastId)
     return fold.events + reports.length
+  }
+
+  /**
+   * Trims the Redis log by the retention policy, never past `archivedThrough`: everything up to
+   * the committed checkpoint is in the archive, so only those entries may go.
+   */
+  private async trim(archivedThrough: string): Promise<void> {
+    const now = Date.now()
+    if (now - this.trimmedAt < TRIM_EVERY_MS) return
+    this.trimmedAt = now
+    const key = this.deps.keys.stream(this.partition)
+    try {
+      const tooLong = this.settings.maxEntries > 0 && (await this.deps.redis.xlen(key)) > this.settings.maxEntries
+      const timeFloor = `${now - this.settings.retentionMs}-0`
+      const minId = tooLong || entryIdMs(timeFloor) >= entryIdMs(archivedThrough) ? archivedThrough : timeFloor
+      await this.deps.redis.xtrim(key, 'MINID', minId)
+    } catch (err) {
+      this.deps.log.warn({ partition: this.partition, err }, 'log trim failed; retried later')
+    }
+  }
+
+  /** Archive rows for the batch, chained on from the checkpoint's head. */
+  private archiveRows(entries: readonly LogEntry[], from: Checkpoint): { rows: ArchiveRow[]; nextSeq: number; head: Buffer } {
+    const rows: ArchiveRow[] = []
+    let seq = from.archiveSeq
+    let head = from.archiveHash
+    for (const e of entries) {
+      if (e.events.length === 0) continue
+      const linked = chain(head, e.events.map((ev) => JSON.stringify(ev)))
+      let minTs = Infinity
+      let maxTs = -Infinity
+      for (const ev of e.events) {
+        if (ev.ts < minTs) minTs = ev.ts
+        if (ev.ts > maxTs) maxTs = ev.ts
+      }
+      rows.push({ partition: this.partition, firstSeq: seq, count: e.events.length, entryId: e.id, kind: e.kind, arrivedAtMs: e.arrivedAt, minTsMs: minTs, maxTsMs: maxTs, events: e.raw, hashes: linked.hashes })
+      seq += e.events.length
+      head = linked.head
+    }
+    return { rows, nextSeq: seq, head }
   }
 
   private async readEntries(afterId: string): Promise<{ entries: LogEntry[]; caughtUp: boolean }> {
@@ -172,12 +225,13 @@ export class PartitionDrainer {
     const f: Record<string, string> = {}
     for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string
     try {
-      return { id, arrivedAt: Number(f.at), kind: f.k === EVENT_KINDS.report ? EVENT_KINDS.report : EVENT_KINDS.metric, events: JSON.parse(f.e ?? '[]') as unknown[] }
+      const raw = f.e ?? '[]'
+      return { id, arrivedAt: Number(f.at), kind: f.k === EVENT_KINDS.report ? EVENT_KINDS.report : EVENT_KINDS.metric, raw, events: JSON.parse(raw) as { ts: number }[] }
     } catch (err) {
       // Only ingest writes the log, so this means the entry was damaged in Redis. Skipping it
       // keeps the partition flowing; the error log names the entry for the auditor.
       this.deps.log.error({ partition: this.partition, entryId: id, err }, 'unreadable log entry skipped')
-      return { id, arrivedAt: 0, kind: EVENT_KINDS.metric, events: [] }
+      return { id, arrivedAt: 0, kind: EVENT_KINDS.metric, raw: '[]', events: [] }
     }
   }
 

@@ -1,0 +1,56 @@
+import { sql } from 'kysely'
+import type { Db } from '../infra/db.js'
+import type { ArchivedEntry } from '../domain/hash-chain.js'
+
+export interface ArchiveRow extends ArchivedEntry {
+  kind: string
+  arrivedAtMs: number
+  minTsMs: number
+  maxTsMs: number
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString()
+
+export async function archiveEntries(trx: Db, rows: readonly ArchiveRow[]): Promise<void> {
+  if (rows.length === 0) return
+  await sql`
+    INSERT INTO log_archive (partition, first_seq, count, entry_id, kind, arrived_at, min_ts, max_ts, events, hashes)
+    SELECT * FROM unnest(${rows.map((r) => r.partition)}::int[], ${rows.map((r) => r.firstSeq)}::bigint[], ${rows.map((r) => r.count)}::int[],
+                         ${rows.map((r) => r.entryId)}::text[], ${rows.map((r) => r.kind)}::text[], ${rows.map((r) => iso(r.arrivedAtMs))}::timestamptz[],
+                         ${rows.map((r) => iso(r.minTsMs))}::timestamptz[], ${rows.map((r) => iso(r.maxTsMs))}::timestamptz[],
+                         ${rows.map((r) => r.events)}::text[], ${rows.map((r) => r.hashes)}::bytea[])`.execute(trx)
+}
+
+/** One partition's archive in sequence order, from `fromSeq` (keyset pages). */
+export async function readArchive(db: Db, partition: number, fromSeq: number, limit: number): Promise<ArchivedEntry[]> {
+  const { rows } = await sql<{ partition: number; first_seq: number; count: number; entry_id: string; events: string; hashes: Buffer }>`
+    SELECT partition, first_seq, count, entry_id, events, hashes FROM log_archive
+    WHERE partition = ${partition} AND first_seq + count > ${fromSeq}
+    ORDER BY first_seq LIMIT ${limit}`.execute(db)
+  return rows.map((r) => ({ partition: r.partition, firstSeq: r.first_seq, count: r.count, entryId: r.entry_id, events: r.events, hashes: r.hashes }))
+}
+
+export interface ExportPage {
+  partition: number
+  firstSeq: number
+  kind: string
+  events: string
+}
+
+/** Entries whose event times overlap [fromMs, toMs), in (partition, sequence) order, after a cursor. */
+export async function archivePage(
+  db: Db,
+  kind: string | null,
+  fromMs: number,
+  toMs: number,
+  after: { partition: number; firstSeq: number },
+  limit: number,
+): Promise<ExportPage[]> {
+  const { rows } = await sql<{ partition: number; first_seq: number; kind: string; events: string }>`
+    SELECT partition, first_seq, kind, events FROM log_archive
+    WHERE (partition, first_seq) > (${after.partition}, ${after.firstSeq})
+      AND max_ts >= ${iso(fromMs)}::timestamptz AND min_ts < ${iso(toMs)}::timestamptz
+      AND (${kind}::text IS NULL OR kind = ${kind})
+    ORDER BY partition, first_seq LIMIT ${limit}`.execute(db)
+  return rows.map((r) => ({ partition: r.partition, firstSeq: r.first_seq, kind: r.kind, events: r.events }))
+}

@@ -1,0 +1,54 @@
+import t from 'tap'
+import { sql } from 'kysely'
+import { startTestApp } from '../helpers/context.js'
+import { drainAll, makeDrainers } from '../helpers/drain.js'
+
+const T0 = Date.parse('2026-11-20T00:00:00Z')
+
+t.test('the archive: exported whole, tampering found by verify, Redis trimmed only after archiving', async (t) => {
+  const { app, api, worker } = await startTestApp(t, { LANTERN_PARTITIONS: '2', LANTERN_LOG_RETENTION_SEC: '0', LANTERN_ALLOWED_LATENESS_SEC: String(30 * 86400) })
+  const metrics = Array.from({ length: 300 }, (_, i) => ({ id: `m${i}`, source: 'gw', metric: i % 2 ? 'air.pm25' : 'river.level', ts: T0 + i * 60_000, value: i, dims: { station: `S${i % 3}` } }))
+  for (let i = 0; i < metrics.length; i += 50) await app.inject({ method: 'POST', url: '/v1/metrics', payload: metrics.slice(i, i + 50) })
+  await app.inject({ method: 'POST', url: '/v1/reports', payload: [{ id: 'r1', source: 'app', service: 'paht', case: 'C1', status: 'received', ts: T0, dims: { province: '46' } }] })
+  const lengthsBefore = await Promise.all([0, 1].map((p) => api.redis.xlen(api.keys.stream(p))))
+  t.ok(lengthsBefore[0]! + lengthsBefore[1]! > 0)
+  await drainAll(makeDrainers(worker))
+
+  const lengthsAfter = await Promise.all([0, 1].map((p) => api.redis.xlen(api.keys.stream(p))))
+  t.ok(lengthsAfter.every((n) => n <= 1), `archived entries trimmed from Redis (${lengthsAfter})`)
+
+  const all = await app.inject({ url: '/v1/export' })
+  t.match(all.headers['content-type'], /^application\/x-ndjson/)
+  const lines = all.body.trim().split('\n').map((l) => JSON.parse(l) as { id: string; seq: number; partition: number; value?: number })
+  t.equal(lines.length, 301, 'every event, metric and report')
+  t.same(new Set(lines.map((l) => l.id)).size, 301)
+  const river = (await app.inject({ url: `/v1/export?kind=metric&metric=river.level&dims.station=S0&from=${T0}&to=${T0 + 100 * 60_000}` })).body.trim().split('\n')
+  t.equal(river.length, metrics.filter((m, i) => i < 100 && m.metric === 'river.level' && m.dims.station === 'S0').length, 'filters by kind, metric, dims and time')
+
+  const clean = (await app.inject({ url: '/v1/archive/verify' })).json()
+  t.equal(clean.ok, true)
+  t.equal(clean.partitions.reduce((a: number, p: { checked: number }) => a + p.checked, 0), 301)
+
+  // By hand, in Postgres: change one value.
+  const victim = lines.find((l) => l.id === 'm120') as { partition: number; seq: number }
+  await sql`UPDATE log_archive SET events = replace(events, '"id":"m120","source":"gw","metric":"river.level","ts":${sql.raw(String(T0 + 120 * 60_000))},"value":120', '"id":"m120","source":"gw","metric":"river.level","ts":${sql.raw(String(T0 + 120 * 60_000))},"value":12')
+            WHERE partition = ${victim.partition} AND first_seq <= ${victim.seq} AND first_seq + count > ${victim.seq}`.execute(api.db)
+  const changed = (await app.inject({ url: `/v1/archive/verify?partition=${victim.partition}` })).json()
+  t.equal(changed.ok, false)
+  t.match(changed.partitions[0].firstBreak, { kind: 'changed', eventId: 'm120', seq: victim.seq })
+  t.equal((await app.inject({ url: `/v1/archive/verify?partition=${1 - victim.partition}` })).json().ok, true, 'the other partition is intact')
+
+  // Remove a whole entry from the middle of a partition.
+  const other = 1 - victim.partition
+  const { rows } = await sql<{ first_seq: number; count: number }>`SELECT first_seq, count FROM log_archive WHERE partition = ${other} ORDER BY first_seq OFFSET 1 LIMIT 1`.execute(api.db)
+  const gone = rows[0] as { first_seq: number; count: number }
+  await sql`DELETE FROM log_archive WHERE partition = ${other} AND first_seq = ${gone.first_seq}`.execute(api.db)
+  t.match((await app.inject({ url: `/v1/archive/verify?partition=${other}` })).json().partitions[0].firstBreak, { kind: 'removed', seq: gone.first_seq })
+  await sql`INSERT INTO log_archive SELECT partition, first_seq + 1000000, count, entry_id, kind, arrived_at, min_ts, max_ts, events, hashes FROM log_archive WHERE partition = ${other} AND first_seq = 0`.execute(api.db)
+
+  // Insert a made-up event into an entry.
+  const { rows: firsts } = await sql<{ events: string }>`SELECT events FROM log_archive WHERE partition = ${victim.partition} AND first_seq = 0`.execute(api.db)
+  const forged = JSON.stringify([...(JSON.parse(firsts[0]?.events ?? '[]') as unknown[]), { id: 'forged', source: 'gw', metric: 'air.pm25', ts: T0, value: 1, dims: {} }])
+  await sql`UPDATE log_archive SET events = ${forged} WHERE partition = ${victim.partition} AND first_seq = 0`.execute(api.db)
+  t.match((await app.inject({ url: `/v1/archive/verify?partition=${victim.partition}` })).json().partitions[0].firstBreak, { kind: 'inserted', seq: 0 })
+})
