@@ -1,5 +1,5 @@
 /**
- * npm run bench -- <ingest|e2e|all> [flags]   (npm run bench -- --help lists the flags)
+ * npm run bench -- <ingest|e2e|reports|fanout|all> [flags]   (npm run bench -- --help lists the flags)
  *
  * Each scenario runs against a system of its own: a fresh database and Redis key prefix, an API
  * process and N drain workers, all removed again afterwards. Progress goes to stderr; stdout gets
@@ -7,13 +7,16 @@
  */
 import { runLatency, type LatencyResult } from './bench/e2e-latency.js'
 import { runThroughput, type ThroughputResult } from './bench/e2e-throughput.js'
+import { runFanout } from './bench/fanout.js'
+import { fanoutFailed, type FanoutOutcome } from './bench/fanout-report.js'
 import { runIngest } from './bench/ingest.js'
 import { parseOptions, USAGE, type Options, type Scenario } from './bench/options.js'
-import { machineInfo, renderTable, targetsOf, type E2eOutcome, type IngestOutcome, type Report } from './bench/report.js'
+import { machineInfo, renderTable, targetsOf, type E2eOutcome, type IngestOutcome, type Report, type ReportsOutcome } from './bench/report.js'
+import { runReports } from './bench/reports.js'
 import { Stack, type CleanupReport, type ProcessReport } from './bench/stack.js'
 import { errorMessage, say } from './bench/util.js'
 
-const DEFAULT_WORKERS: Record<Scenario, number> = { ingest: 0, e2e: 1 }
+const DEFAULT_WORKERS: Record<Scenario, number> = { ingest: 0, e2e: 1, reports: 1, fanout: 1 }
 
 let active: Stack | undefined
 
@@ -39,6 +42,17 @@ async function runE2eScenario(opts: Options): Promise<E2eOutcome> {
     return { throughput, latency: await runLatency(stack, opts) }
   })
   return { ...run.result, error: run.error ?? run.result?.error, processes: run.processes, cleanup: run.cleanup }
+}
+
+async function runReportsScenario(opts: Options): Promise<ReportsOutcome> {
+  const workers = opts.workers ?? DEFAULT_WORKERS.reports
+  const run = await withStack(workers, opts, (stack) => runReports(stack, opts, workers))
+  return { reproduced: run.result?.reproduced ?? false, result: run.result, error: run.error, processes: run.processes, cleanup: run.cleanup }
+}
+
+async function runFanoutScenario(opts: Options): Promise<FanoutOutcome> {
+  const run = await withStack(opts.workers ?? DEFAULT_WORKERS.fanout, opts, (stack) => runFanout(stack, opts))
+  return { result: run.result, error: run.error, processes: run.processes, cleanup: run.cleanup }
 }
 
 /** Sets up a fresh stack, runs fn on it and always tears it down; a failure becomes the run's error. */
@@ -84,13 +98,15 @@ async function main(): Promise<number> {
   const partial: Omit<Report, 'targets'> = { machine: machineInfo() }
   for (const scenario of opts.scenarios) {
     if (scenario === 'ingest') partial.ingest = await runIngestScenario(opts)
-    else partial.e2e = await runE2eScenario(opts)
+    else if (scenario === 'e2e') partial.e2e = await runE2eScenario(opts)
+    else if (scenario === 'fanout') partial.fanout = await runFanoutScenario(opts)
+    else partial.reports = await runReportsScenario(opts)
   }
   const report: Report = { ...partial, targets: targetsOf(partial) }
   process.stdout.write(`${renderTable(report)}\n${JSON.stringify(report)}\n`)
 
-  const outcomes = [report.ingest, report.e2e].filter((o) => o !== undefined)
-  const failed = outcomes.some((o) => o.error !== undefined || !o.cleanup.databaseDropped || o.cleanup.keysLeft !== 0)
+  const outcomes = [report.ingest, report.e2e, report.reports, report.fanout].filter((o) => o !== undefined)
+  const failed = outcomes.some((o) => o.error !== undefined || !o.cleanup.databaseDropped || o.cleanup.keysLeft !== 0) || report.reports?.reproduced === false || (report.fanout !== undefined && fanoutFailed(report.fanout))
   return failed ? 1 : 0
 }
 

@@ -3,15 +3,15 @@ import { CpuMeter, type CpuUsage } from './cpu.js'
 import { Poster } from './http.js'
 import { INGEST_METRICS, INGEST_STATIONS_PER_PROVINCE } from './ingest.js'
 import { buildTemplates, postAtFullSpeed } from './load.js'
-import type { Options } from './options.js'
+import { drainTimeoutOf, type Options } from './options.js'
 import type { Stack } from './stack.js'
 import { Tally } from './stats.js'
 import { round, say, waitUntil } from './util.js'
 import { seriesGrid } from './workload.js'
 
-const SAMPLE_EVERY_MS = 250
+export const SAMPLE_EVERY_MS = 250
 
-interface Sample {
+export interface Sample {
   /** ms since the first post */
   atMs: number
   committed: number
@@ -50,9 +50,10 @@ export async function runThroughput(stack: Stack, opts: Options, workers: number
   const poster = new Poster(stack.port, opts.concurrency)
   const db = await openDb(stack.databaseUrl)
   const errors = new Tally()
+  const drainTimeoutS = drainTimeoutOf(opts, 'e2e')
   const samples: Sample[] = []
   let acked = 0
-  say(`e2e throughput: ${opts.concurrency} clients x ${opts.batch} events/request for ${opts.e2eDurationS} s with ${workers} worker(s), then until all is committed (at most ${opts.drainTimeoutS} s)`)
+  say(`e2e throughput: ${opts.concurrency} clients x ${opts.batch} events/request for ${opts.e2eDurationS} s with ${workers} worker(s), then until all is committed (at most ${drainTimeoutS} s)`)
 
   const commitsBefore = await drainCommits(db)
   const meter = new CpuMeter(stack.cpuTargets())
@@ -78,7 +79,7 @@ export async function runThroughput(stack: Stack, opts: Options, workers: number
     const cpuWhilePosting = meter.lap()
     const total = acked
     const complete = await Promise.race([
-      waitUntil(() => (poller.latest?.events ?? 0) >= total, opts.drainTimeoutS * 1000, SAMPLE_EVERY_MS / 2),
+      waitUntil(() => (poller.latest?.events ?? 0) >= total, drainTimeoutS * 1000, SAMPLE_EVERY_MS / 2),
       stack.crashed(),
     ])
     const cpuAfterPosting = meter.lap()
@@ -108,12 +109,12 @@ export async function runThroughput(stack: Stack, opts: Options, workers: number
   }
 }
 
-type CommitRates = Pick<
+export type CommitRates = Pick<
   ThroughputResult,
   'allCommittedS' | 'overallCommittedPerSec' | 'committedPerSecWhilePosting' | 'committedPerSecAfterPosting' | 'steadyCommittedPerSec' | 'peak1sCommittedPerSec' | 'maxBacklogEvents'
 >
 
-function commitRates(samples: readonly Sample[], total: number, postedS: number): CommitRates {
+export function commitRates(samples: readonly Sample[], total: number, postedS: number): CommitRates {
   const firstAt = (count: number): Sample | undefined => samples.find((s) => s.committed >= count)
   const perSec = (events: number, ms: number): number | null => (ms > 0 ? round((events / ms) * 1000) : null)
   const done = total > 0 ? firstAt(total) : undefined

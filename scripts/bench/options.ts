@@ -1,10 +1,12 @@
 import { parseArgs } from 'node:util'
 
-export type Scenario = 'ingest' | 'e2e'
+export type Scenario = 'ingest' | 'e2e' | 'reports' | 'fanout'
+
+const DRAIN_TIMEOUT_S: Record<Exclude<Scenario, 'ingest' | 'fanout'>, number> = { e2e: 90, reports: 900 }
 
 export interface Options {
   scenarios: Scenario[]
-  /** undefined: each scenario's own default (ingest 0, e2e 1). */
+  /** undefined: each scenario's own default (ingest 0, e2e 1, reports 1). */
   workers: number | undefined
   partitions: number | undefined
   concurrency: number
@@ -12,29 +14,38 @@ export interface Options {
   durationS: number
   warmupS: number
   e2eDurationS: number
-  drainTimeoutS: number
+  /** undefined: each scenario's own default; see drainTimeoutOf. */
+  drainTimeoutS: number | undefined
   subscribers: number
   rate: number
   tickMs: number
   latencyDurationS: number
   latencyWarmupS: number
+  cases: number
+  /** fanout: socket counts, one round each. */
+  sockets: number[]
+  /** fanout: batches (deltas) per topic per second; --rate for fanout. */
+  fanoutRate: number
 }
 
-export const USAGE = `npm run bench -- <ingest|e2e|all> [flags]
+export const USAGE = `npm run bench -- <ingest|e2e|reports|fanout|all> [flags]   (all = ingest, e2e, reports)
 
-  --workers N            drain worker processes (default: 0 for ingest, 1 for e2e)
+  --workers N            drain worker processes (default: 0 for ingest, 1 for e2e, reports and fanout)
   --partitions N         LANTERN_PARTITIONS for the run (default: the server's)
   --concurrency K        concurrent keep-alive HTTP clients at full speed (default 8)
   --batch N              events per request at full speed (default 1000)
-  --duration S           ingest: seconds of posting, warm-up included (default 15)
-  --warmup S             ingest: first seconds left out of the figures (default 2)
+  --duration S           ingest, fanout: seconds of posting, warm-up included (default 15)
+  --warmup S             ingest, fanout: first seconds left out of the figures (default 2)
   --e2e-duration S       e2e throughput: seconds of posting at full speed (default 10)
-  --drain-timeout S      e2e throughput: most seconds to wait for the drain to commit everything (default 90)
+  --drain-timeout S      e2e throughput, reports: most seconds to wait for the drain to commit everything (default 90 for e2e, 900 for reports)
   --subscribers S        e2e latency: WebSocket subscribers (default 25, one province topic each)
   --rate R               e2e latency: events per second posted (default 10000)
+                         fanout: deltas per topic per second, one posted batch each (default 13)
   --tick-ms MS           e2e latency: pacing interval of the posted batches (default 25)
   --latency-duration S   e2e latency: seconds of paced posting (default 15)
   --latency-warmup S     e2e latency: first seconds of deltas left out of the figures (default 1)
+  --cases N              reports: dossiers posted, two events each (default 393000)
+  --sockets N,N          fanout: WebSocket subscribers per round, rounds in order (default 1000,10000)
 `
 
 export class UsageError extends Error {
@@ -50,8 +61,8 @@ function number(raw: string, flag: string, min: number, max: number, integer = t
 }
 
 function scenariosOf(name: string | undefined): Scenario[] {
-  if (name === 'ingest' || name === 'e2e') return [name]
-  if (name === 'all') return ['ingest', 'e2e']
+  if (name === 'ingest' || name === 'e2e' || name === 'reports' || name === 'fanout') return [name]
+  if (name === 'all') return ['ingest', 'e2e', 'reports']
   throw new UsageError(name === undefined ? 'name a scenario' : `unknown scenario "${name}"`)
 }
 
@@ -67,12 +78,14 @@ export function parseOptions(argv: string[]): Options | 'help' {
       duration: { type: 'string', default: '15' },
       warmup: { type: 'string', default: '2' },
       'e2e-duration': { type: 'string', default: '10' },
-      'drain-timeout': { type: 'string', default: '90' },
+      'drain-timeout': { type: 'string' },
       subscribers: { type: 'string', default: '25' },
-      rate: { type: 'string', default: '10000' },
+      rate: { type: 'string' },
       'tick-ms': { type: 'string', default: '25' },
       'latency-duration': { type: 'string', default: '15' },
       'latency-warmup': { type: 'string', default: '1' },
+      cases: { type: 'string', default: '393000' },
+      sockets: { type: 'string', default: '1000,10000' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
@@ -87,15 +100,22 @@ export function parseOptions(argv: string[]): Options | 'help' {
     durationS: number(values.duration, 'duration', 1, 600, false),
     warmupS: number(values.warmup, 'warmup', 0, 60, false),
     e2eDurationS: number(values['e2e-duration'], 'e2e-duration', 1, 600, false),
-    drainTimeoutS: number(values['drain-timeout'], 'drain-timeout', 1, 3600, false),
+    drainTimeoutS: values['drain-timeout'] === undefined ? undefined : number(values['drain-timeout'], 'drain-timeout', 1, 3600, false),
     subscribers: number(values.subscribers, 'subscribers', 1, 1000),
-    rate: number(values.rate, 'rate', 1, 1_000_000),
+    rate: number(values.rate ?? '10000', 'rate', 1, 1_000_000),
     tickMs: number(values['tick-ms'], 'tick-ms', 5, 1000),
     latencyDurationS: number(values['latency-duration'], 'latency-duration', 1, 600, false),
     latencyWarmupS: number(values['latency-warmup'], 'latency-warmup', 0, 60, false),
+    cases: number(values.cases, 'cases', 1, 5_000_000),
+    sockets: values.sockets.split(',').map((x) => number(x.trim(), 'sockets', 1, 100_000)),
+    fanoutRate: positionals[0] === 'fanout' ? number(values.rate ?? '13', 'rate', 0.5, 100, false) : 13,
   }
-  if (options.workers === 0 && options.scenarios.includes('e2e')) throw new UsageError('e2e needs at least one worker')
+  if (options.workers === 0 && !options.scenarios.every((s) => s === 'ingest')) throw new UsageError('e2e, reports and fanout need at least one worker')
   if (options.warmupS >= options.durationS) throw new UsageError('--warmup must be shorter than --duration')
   if (options.latencyWarmupS >= options.latencyDurationS) throw new UsageError('--latency-warmup must be shorter than --latency-duration')
   return options
+}
+
+export function drainTimeoutOf(opts: Options, scenario: keyof typeof DRAIN_TIMEOUT_S): number {
+  return opts.drainTimeoutS ?? DRAIN_TIMEOUT_S[scenario]
 }

@@ -3,6 +3,9 @@ import type { CpuUsage } from './cpu.js'
 import type { LatencyResult } from './e2e-latency.js'
 import type { ThroughputResult } from './e2e-throughput.js'
 import type { IngestResult } from './ingest.js'
+import type { ExpectedKpis } from './dossiers.js'
+import { fanoutSection, type FanoutOutcome } from './fanout-report.js'
+import type { KpiFigures, ReportsResult } from './reports.js'
 import type { CleanupReport, ProcessReport } from './stack.js'
 import type { LatencySummary } from './stats.js'
 
@@ -24,6 +27,8 @@ export interface ScenarioOutcome {
 
 export type IngestOutcome = ScenarioOutcome & Partial<IngestResult>
 export type E2eOutcome = ScenarioOutcome & { throughput?: ThroughputResult; latency?: LatencyResult }
+/** reproduced: the KPIs came out exactly as the data set implies (false too when the run failed). */
+export type ReportsOutcome = ScenarioOutcome & { reproduced: boolean; result?: ReportsResult }
 
 export interface Target {
   name: string
@@ -36,6 +41,8 @@ export interface Report {
   machine: Machine
   ingest?: IngestOutcome
   e2e?: E2eOutcome
+  reports?: ReportsOutcome
+  fanout?: FanoutOutcome
   targets: Target[]
 }
 
@@ -137,6 +144,32 @@ function latencySection(l: LatencyResult): string[] {
   ]
 }
 
+const kpiLine = (k: KpiFigures | ExpectedKpis): string =>
+  `received ${n(k.received)}, resolved ${n(k.resolved)}, on time ${n(k.resolvedOnTime)} (${n(k.onTimeRate, 4)}), backlog ${n(k.backlog)}, overdue ${n(k.overdue)}, time to resolve p50 ${n(k.timeToResolveP50Sec)} s p90 ${n(k.timeToResolveP90Sec)} s`
+
+function reportsSection(t: ReportsResult): string[] {
+  const s = t.settings
+  const db = t.database
+  return [
+    `reports (${n(s.cases)} dossiers dvc/48, ${n(s.lateCases)} resolved late, ${n(s.events)} events shuffled in ${n(s.requests)} requests of ${s.batch} (${n(s.bodyMiB, 1)} MiB), ${s.concurrency} clients, ${s.workers} workers, ${s.partitions} partitions)`,
+    row('accepted', `${n(t.acceptedEvents)} in ${n(t.postedS, 1)} s (${n(t.ingestEventsPerSec)} events/s, ${n(t.ingestCasesPerSec)} cases/s), errors ${errorsLine(t.postErrors)}, lost ${n(t.lostEvents)}`),
+    row('first post -> all committed', t.complete ? `${n(t.allCommittedS, 2)} s` : `NOT complete: ${n(t.committedEvents)} committed when the wait ended`),
+    row('cases/s end to end', n(t.casesPerSecEndToEnd)),
+    row('committed/s steady (10-90%)', `${n(t.steadyCommittedPerSec)} events, ${n(t.steadyCommittedCasesPerSec)} cases`),
+    row('committed/s while posting', n(t.committedPerSecWhilePosting)),
+    row('committed/s after posting', n(t.committedPerSecAfterPosting)),
+    row('committed/s peak 1 s', n(t.peak1sCommittedPerSec)),
+    row('max backlog (events)', n(t.maxBacklogEvents)),
+    row('drain commits/s (approx.)', `${n(t.drainCommitsPerSec, 1)}, ${n(t.eventsPerDrainCommit)} events each`),
+    row('cpu % while posting', cpuLine(t.cpuWhilePosting)),
+    row('cpu % after posting', cpuLine(t.cpuAfterPosting)),
+    row(`KPIs in ${n(t.kpiQueryMs)} ms`, t.kpis ? kpiLine(t.kpis) : '-'),
+    row('KPIs expected', kpiLine(t.expected)),
+    row('database', db ? `${n(db.cases)} cases, ${n(db.findings)} findings` : '-'),
+    row('reproduced', t.reproduced ? 'yes, exactly' : `NO: ${t.mismatches.join('; ')}`),
+  ]
+}
+
 function outcomeLines(r: ScenarioOutcome): string[] {
   const lines: string[] = []
   if (r.error) lines.push(row('FAILED', r.error))
@@ -159,6 +192,14 @@ export function renderTable(r: Report): string {
     if (r.e2e.throughput) lines.push(...throughputSection(r.e2e.throughput), '')
     if (r.e2e.latency) lines.push(...latencySection(r.e2e.latency), '')
     lines.push('e2e processes', ...outcomeLines(r.e2e), '')
+  }
+  if (r.reports) {
+    if (r.reports.result) lines.push(...reportsSection(r.reports.result), '')
+    lines.push('reports processes', ...outcomeLines(r.reports), '')
+  }
+  if (r.fanout) {
+    if (r.fanout.result) lines.push(...fanoutSection(r.fanout.result), '')
+    lines.push('fanout processes', ...outcomeLines(r.fanout), '')
   }
   if (r.targets.length > 0) {
     lines.push('targets')
