@@ -54,3 +54,11 @@ export async function archivePage(
     ORDER BY partition, first_seq LIMIT ${limit}`.execute(db)
   return rows.map((r) => ({ partition: r.partition, firstSeq: r.first_seq, kind: r.kind, events: r.events }))
 }
+
+/** An upper bound of the events an export will consider: every event of the overlapping entries. */
+export async function archiveEstimate(db: Db, kind: string | null, fromMs: number, toMs: number): Promise<number> {
+  const { rows } = await sql<{ n: string }>`
+    SELECT coalesce(sum(count), 0)::text AS n FROM log_archive
+    WHERE max_ts >= ${iso(fromMs)}::timestamptz AND min_ts < ${iso(toMs)}::timestamptz AND (${kind}::text IS NULL OR kind = ${kind})`.execute(db)
+  return Number(rows[0]?.n ?? 0)
+}

@@ -8,7 +8,7 @@ import { SERVICE_PATTERN } from '../schemas/report-event.js'
 import { EVENT_KINDS } from '../schemas/log-entry.js'
 import { dimsFromQuery, instantParam } from '../schemas/query.js'
 import { dimsMatch } from '../domain/series-key.js'
-import { archivePage } from '../repositories/archive.repository.js'
+import { archiveEstimate, archivePage } from '../repositories/archive.repository.js'
 import { verifyPartition } from '../services/archive-verify.js'
 
 const PAGE = 200
@@ -74,6 +74,23 @@ export const archiveRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { 
       }
       req.log.info({ filter: { kind: q.kind, fromMs, toMs, metric: q.metric, service: q.service, dims } }, 'export started')
       return reply.type('application/x-ndjson').send(Readable.from(lines()))
+    },
+  )
+
+  app.get(
+    '/v1/export/estimate',
+    {
+      schema: {
+        tags: ['audit'],
+        summary: 'How many events an export with these filters reads at most (for progress and ETA)',
+        querystring: ExportQuery,
+        response: { 400: ErrorBody },
+      },
+    },
+    async (req) => {
+      const q = req.query as ExportQuery
+      const kind = q.kind === undefined ? null : EVENT_KINDS[q.kind]
+      return { events: await archiveEstimate(db, kind, instantParam('from', q.from, 0), instantParam('to', q.to, MAX_EPOCH_MS)) }
     },
   )
 

@@ -25,11 +25,16 @@ async function linkBefore(db: Db, partition: number, seq: number): Promise<Buffe
 }
 
 /**
- * Re-walks a partition's hash chain over [fromSeq, toSeq) (to the end by default). Checking to
- * the end also compares the final link with the head the drain committed in its checkpoint, so
- * a rewrite of the archive that recomputed every later hash is still caught.
+ * Re-walks a partition's hash chain over [fromSeq, to) (by default to the head the drain has
+ * committed, which is then compared with the final link, so a rewrite of the archive that
+ * recomputed every later hash is still caught).
  */
-export async function verifyPartition(db: Db, partition: number, fromSeq = 0, toSeq = Number.MAX_SAFE_INTEGER): Promise<PartitionVerdict> {
+export async function verifyPartition(db: Db, partition: number, fromSeq = 0, to?: number): Promise<PartitionVerdict> {
+  // Read the committed head first: the drain may append while the walk runs, and the walk stops
+  // at the head it was given, which always falls between two entries.
+  const { rows: cps } = await sql<{ archive_seq: number; archive_hash: Buffer }>`SELECT archive_seq, archive_hash FROM drain_checkpoints WHERE partition = ${partition}`.execute(db)
+  const head = to === undefined ? cps[0] : undefined
+  const toSeq = to ?? head?.archive_seq ?? 0
   const start = await linkBefore(db, partition, fromSeq)
   if (!start) return { partition, ok: false, checked: 0, firstBreak: { kind: 'removed', partition, seq: fromSeq - 1, detail: `event ${fromSeq - 1} is not in the archive` } }
   let prev = start
@@ -54,13 +59,18 @@ export async function verifyPartition(db: Db, partition: number, fromSeq = 0, to
     prev = verdict.head
     if (page.length < PAGE) break
   }
-  if (toSeq === Number.MAX_SAFE_INTEGER) {
-    const { rows } = await sql<{ archive_seq: number; archive_hash: Buffer }>`SELECT archive_seq, archive_hash FROM drain_checkpoints WHERE partition = ${partition}`.execute(db)
-    const cp = rows[0]
-    if (cp && cp.archive_seq !== seq) {
-      return { partition, ok: false, checked, firstBreak: { kind: 'removed', partition, seq, detail: `the drain archived ${cp.archive_seq} events but the archive chains ${seq}` } }
+  if (head) {
+    if (head.archive_seq !== seq) {
+      return { partition, ok: false, checked, firstBreak: { kind: 'removed', partition, seq, detail: `the drain archived ${head.archive_seq} events but the archive chains ${seq}` } }
     }
-    if (cp && !cp.archive_hash.equals(prev)) {
+    // Rows past the head the drain has committed by now were not written by the drain.
+    const { rows: beyond } = await sql<{ first_seq: number; entry_id: string }>`
+      SELECT a.first_seq, a.entry_id FROM log_archive a JOIN drain_checkpoints c ON c.partition = a.partition
+      WHERE a.partition = ${partition} AND a.first_seq >= c.archive_seq ORDER BY a.first_seq LIMIT 1`.execute(db)
+    if (beyond[0]) {
+      return { partition, ok: false, checked, firstBreak: { kind: 'inserted', partition, seq: beyond[0].first_seq, entryId: beyond[0].entry_id, detail: `entry ${beyond[0].entry_id} lies beyond the chain the drain committed` } }
+    }
+    if (!head.archive_hash.equals(prev)) {
       return { partition, ok: false, checked, firstBreak: { kind: 'changed', partition, seq: seq - 1, entryId: '', index: -1, eventId: null, detail: 'the chain head differs from the one the drain committed: hashes were rewritten' } }
     }
   }

@@ -36,10 +36,11 @@ export function createChart(parent, { metric, threshold }) {
   parent.append(card)
 
   const r = rem()
-  const axis = (size) => ({
+  const axis = (size, space) => ({
     stroke: '#9fb0c8',
     font: `${Math.round(r * 0.8)}px system-ui, sans-serif`,
     size: r * size,
+    space: r * space,
     grid: { stroke: 'rgba(159,176,200,0.12)', width: 1 },
     ticks: { stroke: 'rgba(159,176,200,0.3)', width: 1, size: r * 0.3 },
   })
@@ -50,7 +51,10 @@ export function createChart(parent, { metric, threshold }) {
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true, range: lastHour }, y: { range: (_u, min, max) => paddedRange(min, max, threshold) } },
-      axes: [{ ...axis(2), values: (_u, splits) => splits.map((s) => hm(s * 1000)) }, axis(3.5)],
+      axes: [
+        { ...axis(2, 5), values: (_u, splits) => splits.map((s) => hm(s * 1000)) },
+        { ...axis(3.5, 2.5), values: (_u, splits) => splits.map((v) => num(v, 2)) },
+      ],
       series: [{}, { stroke: COLORS.mean, width: r / 7, fill: 'rgba(76,201,240,0.12)' }, { stroke: COLORS.max, width: r / 10, dash: [r / 2, r / 3] }],
       hooks: {
         draw: [
@@ -87,7 +91,7 @@ export function createChart(parent, { metric, threshold }) {
     pending = null
     u.setData([recent.map((b) => Date.parse(b.start) / 1000), recent.map((b) => b.mean), recent.map((b) => b.max)])
     const last = recent.at(-1)
-    latest.textContent = last ? num(last.mean, 2) : '—'
+    latest.textContent = last ? num(last.mean, Math.abs(last.mean) >= 100 ? 0 : 2) : '—'
     card.dataset.buckets = String(recent.length)
     card.dataset.over = String(threshold !== null && last?.max != null && last.max > threshold)
     if (recent.length > 0) plotBox.querySelector('.empty')?.remove()

@@ -44,7 +44,7 @@ export function renderTargets(root, targets) {
       const verdict = s.met ? t('targets.met') : s.onTrack ? t('targets.onTrack') : t('targets.offTrack')
       return h('li', { class: `target ${state}`, dataset: { target: target.id } },
         h('div', { class: 'name' }, target.name),
-        h('div', { class: 'bar' }, h('div', { class: 'fill', style: `width:${Math.min(100, s.completionPct ?? 0)}%` })),
+        h('div', { class: 'progress' }, h('div', { class: 'fill', style: `width:${Math.min(100, s.completionPct ?? 0)}%` })),
         h('div', { class: 'meta' },
           h('span', { class: 'figures' }, `${num(s.value, 2)}${unit} / ${target.operator} ${num(target.target, 2)}${unit}`),
           h('span', {}, `${verdict}${s.projected === null ? '' : ' · ' + t('targets.projected', { v: num(s.projected, 2) + unit })}`)),
@@ -76,7 +76,7 @@ export function renderAlerts(root, crosschecks, province) {
         h('ul', {}, ...c.discrepancies.map((d) =>
           h('li', {},
             t('alerts.line', { figure: t(`figure.${d.figure}`), reported: num(d.reported), computed: num(d.computed), diff: `${d.difference > 0 ? '+' : ''}${num(d.difference)}` }),
-            d.cases[0] ? h('a', { href: d.cases[0], target: '_blank', rel: 'noopener' }, ` ${t('alerts.cases')} ↗`) : null))),
+            ...(d.cases[0] ? [' ', h('a', { href: d.cases[0], target: '_blank', rel: 'noopener' }, `${t('alerts.cases')} ↗`)] : [])))),
         c.source ? h('div', { class: 'source' }, c.source) : null,
       )
     }),

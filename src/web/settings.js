@@ -11,7 +11,7 @@ export const DEFAULT_CHARTS = [
   { metric: 'air.pm25', threshold: 50 },
   { metric: 'river.level', threshold: 3 },
   { metric: 'traffic.count', threshold: null },
-  { metric: 'power.load', threshold: 650 },
+  { metric: 'power.load', threshold: 700 },
 ]
 const KNOWN_METRICS = DEFAULT_CHARTS.map((c) => c.metric)
 const METRIC = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$/
