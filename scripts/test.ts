@@ -11,7 +11,7 @@ const redisUrl = process.env.REDIS_URL || DEFAULT_REDIS_URL
 const services = await ensureServices({ databaseUrl, redisUrl })
 
 const args = process.argv.slice(2)
-const files = args.length > 0 ? args : ['test/unit/*.test.ts', 'test/integration/*.test.ts']
+const files = args.length > 0 ? args : ['test/unit/*.test.ts', 'test/integration/*.test.ts', 'test/browser/*.test.ts']
 let summary = ''
 const code = await new Promise<number>((resolve) => {
   const child = spawn('npx', ['tap', ...files], {
