@@ -3,8 +3,9 @@ import { sql, type Kysely } from 'kysely'
 /**
  * The permanent copy of the log. One row per log entry (the events one request appended to one
  * partition), written in the drain transaction that folds them, so every event is archived
- * exactly once and before Redis may trim it. Each partition is a hash chain: every event's hash
- * covers the previous hash and the event's canonical JSON.
+ * exactly once and before Redis may trim it. Each partition is a hash chain of entries: an
+ * entry's hash covers the previous hash and the entry's events; a 4-byte fingerprint per event
+ * says which event of a broken entry changed.
  */
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
@@ -18,7 +19,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('min_ts', 'timestamptz', (c) => c.notNull())
     .addColumn('max_ts', 'timestamptz', (c) => c.notNull())
     .addColumn('events', 'text', (c) => c.notNull())
-    .addColumn('hashes', 'bytea', (c) => c.notNull())
+    .addColumn('hash', 'bytea', (c) => c.notNull())
+    .addColumn('fingerprints', 'bytea', (c) => c.notNull())
     .addPrimaryKeyConstraint('log_archive_pk', ['partition', 'first_seq'])
     .execute()
   await sql`CREATE INDEX log_archive_time_idx ON log_archive USING brin (arrived_at)`.execute(db)

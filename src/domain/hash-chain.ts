@@ -1,22 +1,24 @@
 import { createHash } from 'node:crypto'
+import { stableHash } from './series-key.js'
 
 export const HASH_BYTES = 32
 export const GENESIS = Buffer.alloc(HASH_BYTES)
+const FINGERPRINT_BYTES = 4
 
-/** Each link covers the previous hash and the event's canonical JSON text. */
-export function link(prev: Uint8Array, eventText: string): Buffer {
-  return createHash('sha256').update(prev).update(eventText).digest()
+/**
+ * One link per log entry: SHA-256 of the previous link and the entry's events (NDJSON, exactly as
+ * appended). Tamper evidence comes from this chain alone. The per-event fingerprints (FNV-1a)
+ * are not a defence, only a pointer: when an entry's link breaks they say which event differs.
+ * One SHA-256 per entry instead of per event keeps the drain fast.
+ */
+export function link(prev: Uint8Array, eventsText: string): Buffer {
+  return createHash('sha256').update(prev).update(eventsText).digest()
 }
 
-/** Hashes of a run of events following `prev`, concatenated, and the new head. */
-export function chain(prev: Buffer, texts: readonly string[]): { hashes: Buffer; head: Buffer } {
-  const hashes = Buffer.alloc(texts.length * HASH_BYTES)
-  let head = prev
-  texts.forEach((text, i) => {
-    head = link(head, text)
-    head.copy(hashes, i * HASH_BYTES)
-  })
-  return { hashes, head }
+export function fingerprints(texts: readonly string[]): Buffer {
+  const out = Buffer.alloc(texts.length * FINGERPRINT_BYTES)
+  texts.forEach((t, i) => out.writeUInt32BE(stableHash(t), i * FINGERPRINT_BYTES))
+  return out
 }
 
 export interface ArchivedEntry {
@@ -24,8 +26,10 @@ export interface ArchivedEntry {
   firstSeq: number
   count: number
   entryId: string
+  /** The entry's events, one JSON text per line, exactly as appended. */
   events: string
-  hashes: Buffer
+  hash: Buffer
+  fingerprints: Buffer
 }
 
 export type Break =
@@ -33,12 +37,20 @@ export type Break =
   | { kind: 'inserted'; partition: number; seq: number; entryId: string; detail: string }
   | { kind: 'changed'; partition: number; seq: number; entryId: string; index: number; eventId: string | null; detail: string }
 
+const idOf = (text: string): string | null => {
+  try {
+    return (JSON.parse(text) as { id?: string }).id ?? null
+  } catch {
+    return null
+  }
+}
+
 /**
  * Walks one partition's archive in sequence order from a known link (`prevHash` before
  * `expectedSeq`) and reports the first break: a gap in the sequence (events removed), an overlap
- * or a count that disagrees with the stored hashes (events inserted or removed inside an entry),
- * or an event whose recomputed hash differs from the stored one (changed). The stored hashes
- * are checked against each other too, so rewriting one event's hash breaks the next link.
+ * (inserted), an entry whose event count no longer matches its fingerprints (events inserted or
+ * removed inside it), or an entry whose recomputed link differs (an event changed: the
+ * fingerprints name it, or the stored hash itself was edited).
  */
 export function verifyEntries(entries: readonly ArchivedEntry[], expectedSeq: number, prevHash: Buffer): { ok: true; head: Buffer; nextSeq: number } | { ok: false; break: Break } {
   let seq = expectedSeq
@@ -46,25 +58,24 @@ export function verifyEntries(entries: readonly ArchivedEntry[], expectedSeq: nu
   for (const e of entries) {
     if (e.firstSeq > seq) return { ok: false, break: { kind: 'removed', partition: e.partition, seq, detail: `events ${seq} to ${e.firstSeq - 1} are missing` } }
     if (e.firstSeq < seq) return { ok: false, break: { kind: 'inserted', partition: e.partition, seq: e.firstSeq, entryId: e.entryId, detail: `entry ${e.entryId} overlaps events already chained up to ${seq - 1}` } }
-    let texts: string[]
-    try {
-      texts = (JSON.parse(e.events) as unknown[]).map((ev) => JSON.stringify(ev))
-    } catch {
-      return { ok: false, break: { kind: 'changed', partition: e.partition, seq, entryId: e.entryId, index: 0, eventId: null, detail: `entry ${e.entryId} is no longer valid JSON` } }
-    }
-    const stored = e.hashes.length / HASH_BYTES
+    const texts = e.events === '' ? [] : e.events.split('\n')
+    const stored = e.fingerprints.length / FINGERPRINT_BYTES
     if (texts.length !== e.count || stored !== e.count) {
       const kind = texts.length > stored ? 'inserted' : 'removed'
       return { ok: false, break: { kind, partition: e.partition, seq, entryId: e.entryId, detail: `entry ${e.entryId} holds ${texts.length} events but ${stored} were chained` } as Break }
     }
-    for (let i = 0; i < texts.length; i++) {
-      const h = link(prev, texts[i] as string)
-      if (!h.equals(e.hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES))) {
-        const eventId = (JSON.parse(texts[i] as string) as { id?: string }).id ?? null
-        return { ok: false, break: { kind: 'changed', partition: e.partition, seq: seq + i, entryId: e.entryId, index: i, eventId, detail: `event ${eventId ?? `#${i}`} of entry ${e.entryId} does not match its hash` } }
+    const h = link(prev, e.events)
+    if (!h.equals(e.hash)) {
+      const now = fingerprints(texts)
+      let i = 0
+      while (i < texts.length && now.readUInt32BE(i * FINGERPRINT_BYTES) === e.fingerprints.readUInt32BE(i * FINGERPRINT_BYTES)) i++
+      if (i === texts.length) {
+        return { ok: false, break: { kind: 'changed', partition: e.partition, seq, entryId: e.entryId, index: -1, eventId: null, detail: `entry ${e.entryId} does not match its link (its stored hash or fingerprints were edited)` } }
       }
-      prev = h
+      const eventId = idOf(texts[i] as string)
+      return { ok: false, break: { kind: 'changed', partition: e.partition, seq: seq + i, entryId: e.entryId, index: i, eventId, detail: `event ${eventId ?? `#${i}`} of entry ${e.entryId} was changed` } }
     }
+    prev = h
     seq += e.count
   }
   return { ok: true, head: prev, nextSeq: seq }

@@ -59,7 +59,8 @@ export interface LogArchiveTable {
   min_ts: Timestamp
   max_ts: Timestamp
   events: string
-  hashes: Buffer
+  hash: Buffer
+  fingerprints: Buffer
 }
 
 export interface Database {

@@ -5,7 +5,9 @@ export type { Redis }
 /**
  * Appends one partition's share of a batch of one kind of event. Atomic: each event's idempotency key is set and the
  * survivors are written as one log entry, or nothing happens. A duplicate inside the same batch is
- * caught too, since the first SET wins. Returns {entryId or false, 1-based indexes of duplicates}.
+ * caught too, since the first SET wins. The entry holds the events as NDJSON (JSON text never
+ * contains a raw newline), so each event keeps its exact bytes for the archive's hash chain.
+ * Returns {entryId or false, 1-based indexes of duplicates}.
  */
 const APPEND_LUA = `
 local kept = {}
@@ -19,7 +21,7 @@ for i = 2, #KEYS do
 end
 local id = false
 if #kept > 0 then
-  id = redis.call('XADD', KEYS[1], '*', 'n', #kept, 'at', ARGV[2], 'k', ARGV[3], 'e', '[' .. table.concat(kept, ',') .. ']')
+  id = redis.call('XADD', KEYS[1], '*', 'n', #kept, 'at', ARGV[2], 'k', ARGV[3], 'e', table.concat(kept, '\\n'))
 end
 return {id, dups}
 `

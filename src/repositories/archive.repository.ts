@@ -11,23 +11,39 @@ export interface ArchiveRow extends ArchivedEntry {
 
 const iso = (ms: number): string => new Date(ms).toISOString()
 
+/**
+ * One parameter per value rather than unnest arrays: an entry's text is large and full of quotes,
+ * which array literals would escape character by character.
+ */
 export async function archiveEntries(trx: Db, rows: readonly ArchiveRow[]): Promise<void> {
   if (rows.length === 0) return
-  await sql`
-    INSERT INTO log_archive (partition, first_seq, count, entry_id, kind, arrived_at, min_ts, max_ts, events, hashes)
-    SELECT * FROM unnest(${rows.map((r) => r.partition)}::int[], ${rows.map((r) => r.firstSeq)}::bigint[], ${rows.map((r) => r.count)}::int[],
-                         ${rows.map((r) => r.entryId)}::text[], ${rows.map((r) => r.kind)}::text[], ${rows.map((r) => iso(r.arrivedAtMs))}::timestamptz[],
-                         ${rows.map((r) => iso(r.minTsMs))}::timestamptz[], ${rows.map((r) => iso(r.maxTsMs))}::timestamptz[],
-                         ${rows.map((r) => r.events)}::text[], ${rows.map((r) => r.hashes)}::bytea[])`.execute(trx)
+  await trx
+    .insertInto('log_archive')
+    .values(
+      rows.map((r) => ({
+        partition: r.partition,
+        first_seq: r.firstSeq,
+        count: r.count,
+        entry_id: r.entryId,
+        kind: r.kind,
+        arrived_at: iso(r.arrivedAtMs),
+        min_ts: iso(r.minTsMs),
+        max_ts: iso(r.maxTsMs),
+        events: r.events,
+        hash: r.hash,
+        fingerprints: r.fingerprints,
+      })),
+    )
+    .execute()
 }
 
 /** One partition's archive in sequence order, from `fromSeq` (keyset pages). */
 export async function readArchive(db: Db, partition: number, fromSeq: number, limit: number): Promise<ArchivedEntry[]> {
-  const { rows } = await sql<{ partition: number; first_seq: number; count: number; entry_id: string; events: string; hashes: Buffer }>`
-    SELECT partition, first_seq, count, entry_id, events, hashes FROM log_archive
+  const { rows } = await sql<{ partition: number; first_seq: number; count: number; entry_id: string; events: string; hash: Buffer; fingerprints: Buffer }>`
+    SELECT partition, first_seq, count, entry_id, events, hash, fingerprints FROM log_archive
     WHERE partition = ${partition} AND first_seq + count > ${fromSeq}
     ORDER BY first_seq LIMIT ${limit}`.execute(db)
-  return rows.map((r) => ({ partition: r.partition, firstSeq: r.first_seq, count: r.count, entryId: r.entry_id, events: r.events, hashes: r.hashes }))
+  return rows.map((r) => ({ partition: r.partition, firstSeq: r.first_seq, count: r.count, entryId: r.entry_id, events: r.events, hash: r.hash, fingerprints: r.fingerprints }))
 }
 
 export interface ExportPage {

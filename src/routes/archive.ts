@@ -62,7 +62,7 @@ export const archiveRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { 
           if (page.length === 0) return
           let chunk = ''
           for (const row of page) {
-            const events = JSON.parse(row.events) as ArchivedEvent[]
+            const events = row.events.split('\n').map((line) => JSON.parse(line) as ArchivedEvent)
             events.forEach((e, i) => {
               if (keep(e)) chunk += `${JSON.stringify({ partition: row.partition, seq: row.firstSeq + i, ...e })}\n`
             })

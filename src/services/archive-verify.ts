@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { Db } from '../infra/db.js'
-import { GENESIS, HASH_BYTES, verifyEntries, type Break } from '../domain/hash-chain.js'
+import { GENESIS, verifyEntries, type Break } from '../domain/hash-chain.js'
 import { readArchive } from '../repositories/archive.repository.js'
 
 const PAGE = 500
@@ -13,15 +13,12 @@ export interface PartitionVerdict {
   firstBreak: Break | null
 }
 
-/** The stored hash of event `seq - 1`: where a range check starts from. */
+/** The stored link of the entry ending just before `seq`: where a range check starts from. */
 async function linkBefore(db: Db, partition: number, seq: number): Promise<Buffer | null> {
   if (seq === 0) return GENESIS
-  const { rows } = await sql<{ first_seq: number; hashes: Buffer }>`
-    SELECT first_seq, hashes FROM log_archive WHERE partition = ${partition} AND first_seq <= ${seq - 1} AND first_seq + count > ${seq - 1}`.execute(db)
-  const row = rows[0]
-  if (!row) return null
-  const i = seq - 1 - row.first_seq
-  return row.hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES)
+  const { rows } = await sql<{ hash: Buffer }>`
+    SELECT hash FROM log_archive WHERE partition = ${partition} AND first_seq + count = ${seq}`.execute(db)
+  return rows[0]?.hash ?? null
 }
 
 /**
@@ -35,25 +32,19 @@ export async function verifyPartition(db: Db, partition: number, fromSeq = 0, to
   const { rows: cps } = await sql<{ archive_seq: number; archive_hash: Buffer }>`SELECT archive_seq, archive_hash FROM drain_checkpoints WHERE partition = ${partition}`.execute(db)
   const head = to === undefined ? cps[0] : undefined
   const toSeq = to ?? head?.archive_seq ?? 0
-  const start = await linkBefore(db, partition, fromSeq)
-  if (!start) return { partition, ok: false, checked: 0, firstBreak: { kind: 'removed', partition, seq: fromSeq - 1, detail: `event ${fromSeq - 1} is not in the archive` } }
+  // Start at the entry holding `fromSeq`: links are per entry.
+  const { rows: at } = await sql<{ first_seq: number }>`
+    SELECT first_seq FROM log_archive WHERE partition = ${partition} AND first_seq <= ${fromSeq} ORDER BY first_seq DESC LIMIT 1`.execute(db)
+  let seq = at[0]?.first_seq ?? fromSeq
+  const start = await linkBefore(db, partition, seq)
+  if (!start) return { partition, ok: false, checked: 0, firstBreak: { kind: 'removed', partition, seq: seq - 1, detail: `the entry ending at event ${seq - 1} is not in the archive` } }
   let prev = start
-  let seq = fromSeq
   let checked = 0
   for (;;) {
     const page = (await readArchive(db, partition, seq, PAGE)).filter((e) => e.firstSeq < toSeq)
     if (page.length === 0) break
-    // A range may start inside an entry: begin the walk at that entry's first event.
-    if (checked === 0 && (page[0]?.firstSeq ?? seq) < seq) {
-      const first = page[0] as (typeof page)[number]
-      const before = await linkBefore(db, partition, first.firstSeq)
-      if (before) {
-        prev = before
-        seq = first.firstSeq
-      }
-    }
     const verdict = verifyEntries(page, seq, prev)
-    if (!verdict.ok) return { partition, ok: false, checked: checked + (verdict.break.seq - seq), firstBreak: verdict.break }
+    if (!verdict.ok) return { partition, ok: false, checked: checked + Math.max(0, verdict.break.seq - seq), firstBreak: verdict.break }
     checked += verdict.nextSeq - seq
     seq = verdict.nextSeq
     prev = verdict.head

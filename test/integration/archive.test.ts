@@ -45,14 +45,14 @@ t.test('the archive: exported whole, tampering found by verify, Redis trimmed on
   await sql`DELETE FROM log_archive WHERE partition = ${other} AND first_seq = ${gone.first_seq}`.execute(api.db)
   t.match((await app.inject({ url: `/v1/archive/verify?partition=${other}` })).json().partitions[0].firstBreak, { kind: 'removed', seq: gone.first_seq })
   // A whole entry appended by hand, past the end of a partition's chain.
-  await sql`INSERT INTO log_archive SELECT partition, first_seq + 1000000, count, entry_id, kind, arrived_at, min_ts, max_ts, events, hashes FROM log_archive WHERE partition = ${victim.partition} AND first_seq = 0`.execute(api.db)
+  await sql`INSERT INTO log_archive SELECT partition, first_seq + 1000000, count, entry_id, kind, arrived_at, min_ts, max_ts, events, hash, fingerprints FROM log_archive WHERE partition = ${victim.partition} AND first_seq = 0`.execute(api.db)
   const { rows: lastRows } = await sql<{ first_seq: number }>`SELECT max(first_seq) AS first_seq FROM log_archive WHERE partition = ${victim.partition} AND first_seq < 1000000`.execute(api.db)
   const tail = (await app.inject({ url: `/v1/archive/verify?partition=${victim.partition}&from_seq=${lastRows[0]?.first_seq}` })).json()
   t.match(tail.partitions[0].firstBreak, { kind: 'inserted', seq: 1_000_000 }, 'an entry past the committed head')
 
   // Insert a made-up event into an entry.
   const { rows: firsts } = await sql<{ events: string }>`SELECT events FROM log_archive WHERE partition = ${victim.partition} AND first_seq = 0`.execute(api.db)
-  const forged = JSON.stringify([...(JSON.parse(firsts[0]?.events ?? '[]') as unknown[]), { id: 'forged', source: 'gw', metric: 'air.pm25', ts: T0, value: 1, dims: {} }])
+  const forged = `${firsts[0]?.events}\n${JSON.stringify({ id: 'forged', source: 'gw', metric: 'air.pm25', ts: T0, value: 1, dims: {} })}`
   await sql`UPDATE log_archive SET events = ${forged} WHERE partition = ${victim.partition} AND first_seq = 0`.execute(api.db)
   t.match((await app.inject({ url: `/v1/archive/verify?partition=${victim.partition}` })).json().partitions[0].firstBreak, { kind: 'inserted', seq: 0 })
 })

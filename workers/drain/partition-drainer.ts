@@ -9,7 +9,7 @@ import { EVENT_KINDS, type EventKind } from '../../src/schemas/log-entry.js'
 import { writeCases } from '../../src/repositories/cases.repository.js'
 import { foldCases } from './case-folder.js'
 import { archiveEntries, type ArchiveRow } from '../../src/repositories/archive.repository.js'
-import { chain } from '../../src/domain/hash-chain.js'
+import { fingerprints, link } from '../../src/domain/hash-chain.js'
 import type { CaseGroup } from '../../src/live/change-notice.js'
 import { foldBatch, type FoldSettings } from '../../src/domain/fold.js'
 import { addValue, emptyBucket, fromStored, observeLast, toStored, type BucketState } from '../../src/domain/bucket.js'
@@ -34,8 +34,8 @@ export interface LogEntry {
   id: string
   arrivedAt: number
   kind: EventKind
-  /** The events as appended: a JSON array text, archived byte for byte. */
-  raw: string
+  /** Each event's JSON text as appended, archived and hashed byte for byte. */
+  lines: string[]
   events: { ts: number }[]
 }
 
@@ -193,16 +193,17 @@ export class PartitionDrainer {
     let head = from.archiveHash
     for (const e of entries) {
       if (e.events.length === 0) continue
-      const linked = chain(head, e.events.map((ev) => JSON.stringify(ev)))
+      const events = e.lines.join('\n')
+      const hash = link(head, events)
       let minTs = Infinity
       let maxTs = -Infinity
       for (const ev of e.events) {
         if (ev.ts < minTs) minTs = ev.ts
         if (ev.ts > maxTs) maxTs = ev.ts
       }
-      rows.push({ partition: this.partition, firstSeq: seq, count: e.events.length, entryId: e.id, kind: e.kind, arrivedAtMs: e.arrivedAt, minTsMs: minTs, maxTsMs: maxTs, events: e.raw, hashes: linked.hashes })
+      rows.push({ partition: this.partition, firstSeq: seq, count: e.events.length, entryId: e.id, kind: e.kind, arrivedAtMs: e.arrivedAt, minTsMs: minTs, maxTsMs: maxTs, events, hash, fingerprints: fingerprints(e.lines) })
       seq += e.events.length
-      head = linked.head
+      head = hash
     }
     return { rows, nextSeq: seq, head }
   }
@@ -225,13 +226,13 @@ export class PartitionDrainer {
     const f: Record<string, string> = {}
     for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string
     try {
-      const raw = f.e ?? '[]'
-      return { id, arrivedAt: Number(f.at), kind: f.k === EVENT_KINDS.report ? EVENT_KINDS.report : EVENT_KINDS.metric, raw, events: JSON.parse(raw) as { ts: number }[] }
+      const lines = f.e ? f.e.split('\n') : []
+      return { id, arrivedAt: Number(f.at), kind: f.k === EVENT_KINDS.report ? EVENT_KINDS.report : EVENT_KINDS.metric, lines, events: lines.map((l) => JSON.parse(l) as { ts: number }) }
     } catch (err) {
       // Only ingest writes the log, so this means the entry was damaged in Redis. Skipping it
       // keeps the partition flowing; the error log names the entry for the auditor.
       this.deps.log.error({ partition: this.partition, entryId: id, err }, 'unreadable log entry skipped')
-      return { id, arrivedAt: 0, kind: EVENT_KINDS.metric, raw: '[]', events: [] }
+      return { id, arrivedAt: 0, kind: EVENT_KINDS.metric, lines: [], events: [] }
     }
   }
 
