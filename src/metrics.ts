@@ -13,7 +13,13 @@ export function makeMetrics(role: string) {
     eventsRejected: new Counter({ name: 'lantern_events_rejected_total', help: 'Events refused at ingest', labelNames: ['kind', 'reason'], registers }),
     eventsDrained: new Counter({ name: 'lantern_events_drained_total', help: 'Events folded into state and committed', labelNames: ['partition'], registers }),
     eventsLate: new Counter({ name: 'lantern_events_late_total', help: 'Events older than the allowed lateness, counted per series and kept out of buckets', labelNames: ['partition'], registers }),
-    drainLag: new Gauge({ name: 'lantern_drain_lag_seconds', help: 'Age of the oldest log entry not yet committed, per partition (0 when caught up)', labelNames: ['partition'], registers }),
+    drainLag: new Gauge({
+      name: 'lantern_drain_lag_seconds',
+      help: 'Age of the oldest log entry not yet committed, per partition (0 when caught up)',
+      labelNames: ['partition'],
+      registers,
+      aggregator: 'max',
+    }),
     commitLatency: new Histogram({
       name: 'lantern_drain_commit_seconds',
       help: 'Duration of one drain transaction (state and checkpoint)',

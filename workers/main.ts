@@ -3,6 +3,7 @@ import { loadConfig } from '../src/config.js'
 import { openRuntime, startRuntime } from '../src/infra/runtime.js'
 import { startDrainWorker } from './drain.worker.js'
 import { startOverdueWorker } from './overdue.worker.js'
+import { startMetricsReporter } from './metrics-reporter.js'
 import { stopWithSupervisor } from '../src/infra/supervised.js'
 
 /** Worker process: drains the partitioned log into Postgres and runs the overdue check. Run as many as needed. */
@@ -11,6 +12,7 @@ const rt = openRuntime(config, { role: 'worker', poolSize: Math.min(config.parti
 await startRuntime(rt)
 const drain = startDrainWorker(rt)
 const overdue = startOverdueWorker(rt)
+const reporter = startMetricsReporter(rt)
 rt.log.info({ partitions: config.partitions }, 'worker started')
 
 stopWithSupervisor()
@@ -18,5 +20,6 @@ closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
   if (err) rt.log.error({ err }, 'worker stopping after an error')
   else rt.log.info({ signal }, 'worker stopping: finishing in-flight batches')
   await Promise.all([drain.close(), overdue.close()])
+  await reporter.close()
   await rt.close()
 })

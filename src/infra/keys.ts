@@ -12,6 +12,9 @@ export interface Keys {
   topicVersions(topicId: string): string
   topicChannel(topicId: string): string
   changesChannel: string
+  /** A worker's latest metrics snapshot, merged into the API's /metrics. */
+  workerMetrics(workerId: string): string
+  workerMetricsPattern: string
   /** BullMQ prefix: its own tag keeps every queue key in one slot, as BullMQ requires. */
   bullPrefix: string
   drainQueue: string
@@ -28,6 +31,8 @@ export function makeKeys(prefix: string): Keys {
     topicVersions: (t) => `${prefix}:{t${t}}:versions`,
     topicChannel: (t) => `${prefix}:{t${t}}:deltas`,
     changesChannel: `${prefix}:changes`,
+    workerMetrics: (id) => `${prefix}:metrics:worker:${id}`,
+    workerMetricsPattern: `${prefix}:metrics:worker:*`,
     bullPrefix: `${prefix}:{queues}`,
     drainQueue: 'drain',
     maintenanceQueue: 'maintenance',

@@ -2,6 +2,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { sql } from 'kysely'
 import type { Runtime } from '../infra/runtime.js'
 import { listCheckpoints } from '../repositories/checkpoints.repository.js'
+import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client'
 
 const withTimeout = <T>(p: Promise<T>, ms: number): Promise<T> =>
   Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms).unref())])
@@ -23,11 +24,25 @@ export const healthRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { r
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready', redis, postgres })
   })
 
-  app.get('/metrics', { schema: { tags: ['ops'], summary: 'Prometheus metrics', hide: false } }, async (_req, reply) => {
+  app.get('/metrics', { schema: { tags: ['ops'], summary: 'Prometheus metrics of this API process and every live worker' } }, async (_req, reply) => {
     await refreshLag(rt).catch(() => undefined)
-    reply.header('content-type', rt.metrics.registry.contentType)
-    return rt.metrics.registry.metrics()
+    const merged = AggregatorRegistry.aggregate([await rt.metrics.registry.getMetricsAsJSON(), ...(await workerSnapshots(rt).catch(() => []))])
+    reply.header('content-type', merged.contentType)
+    return merged.metrics()
   })
+}
+
+async function workerSnapshots(rt: Runtime): Promise<MetricObjectWithValues<MetricValue<string>>[][]> {
+  const keys: string[] = []
+  let cursor = '0'
+  do {
+    const [next, found] = await rt.redis.scan(cursor, 'MATCH', rt.keys.workerMetricsPattern, 'COUNT', 1000)
+    keys.push(...found)
+    cursor = next
+  } while (cursor !== '0')
+  if (keys.length === 0) return []
+  const values = await rt.redis.mget(...keys)
+  return values.flatMap((v) => (v ? [JSON.parse(v) as MetricObjectWithValues<MetricValue<string>>[]] : []))
 }
 
 /**

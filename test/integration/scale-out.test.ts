@@ -82,6 +82,9 @@ t.test('two hub processes and two worker processes: exact aggregates, every sock
       ['79', total / 2],
     ],
   )
+  const metrics = await (await fetch(`${hubs[0]?.url}/metrics`)).text()
+  t.match(metrics, /lantern_drain_commit_seconds_count\{[^}]*role="worker"/, 'one scrape of the API shows the workers too')
+  t.match(metrics, /lantern_events_accepted_total\{[^}]*role="api"/)
   for (const [i, c] of clients.entries()) {
     const last = await c.next((m) => m.type === 'delta' && m.bucket?.count === total / 2, 15_000)
     t.ok(last, `socket ${i} on hub ${i < 3 ? 1 : 2} saw the final count`)
