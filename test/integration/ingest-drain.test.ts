@@ -1,19 +1,13 @@
 import t from 'tap'
 import * as ss from 'simple-statistics'
 import { startTestApp } from '../helpers/context.js'
+import type { MetricEvent } from '../../src/schemas/metric-event.js'
 import { drainAll, makeDrainers } from '../helpers/drain.js'
 
 const MIN = 60_000
 const T0 = Math.floor((Date.now() - 6 * 3_600_000) / 3_600_000) * 3_600_000
 
-interface Ev {
-  id: string
-  source: string
-  metric: string
-  ts: number
-  value: number
-  dims: Record<string, string>
-}
+type Ev = MetricEvent
 
 /** Many series, values over three hours, shuffled so arrival order differs from event time. */
 function dataset(n: number): Ev[] {
