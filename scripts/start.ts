@@ -92,7 +92,8 @@ roles.forEach(launch)
 
 const urls = Array.from({ length: apis }, (_, i) => `http://${host}:${basePort + i}`)
 say(`running: ${roles.map((r) => r.name).join(', ')}`)
-say(`API and live hub: ${urls.join(', ')}  (OpenAPI: ${urls[0]}/docs, socket: ${urls[0]?.replace('http', 'ws')}/v1/live)`)
+say(`operations screen: ${urls[0]}/`)
+say(`API and live hub: ${urls.join(', ')}  (OpenAPI: ${urls[0]}/docs, AsyncAPI: ${urls[0]}/docs/asyncapi.json, socket: ${urls[0]?.replace('http', 'ws')}/v1/live)`)
 say('Ctrl-C stops everything this command started')
 
 async function stop(signal: string): Promise<void> {
