@@ -2,7 +2,7 @@ import { Readable } from 'node:stream'
 import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import type { Runtime } from '../infra/runtime.js'
-import { ErrorBody } from '../errors.js'
+import { AppError, ErrorBody } from '../errors.js'
 import { DIM_KEY_PATTERN, MAX_EPOCH_MS, METRIC_PATTERN } from '../schemas/metric-event.js'
 import { SERVICE_PATTERN } from '../schemas/report-event.js'
 import { EVENT_KINDS } from '../schemas/log-entry.js'
@@ -10,6 +10,7 @@ import { dimsFromQuery, instantParam } from '../schemas/query.js'
 import { dimsMatch } from '../domain/series-key.js'
 import { archiveEstimate, archivePage } from '../repositories/archive.repository.js'
 import { verifyPartition } from '../services/archive-verify.js'
+import { auditRange } from '../services/audit.js'
 
 const PAGE = 200
 
@@ -91,6 +92,29 @@ export const archiveRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { 
       const q = req.query as ExportQuery
       const kind = q.kind === undefined ? null : EVENT_KINDS[q.kind]
       return { events: await archiveEstimate(db, kind, instantParam('from', q.from, 0), instantParam('to', q.to, MAX_EPOCH_MS)) }
+    },
+  )
+
+  app.get(
+    '/v1/audit',
+    {
+      schema: {
+        tags: ['audit'],
+        summary: 'Re-derive aggregates and case states for a time range from the raw log alone, and list every difference from what is stored',
+        description:
+          'Each mismatch gives the bucket (series, window, start) or case, the field, the stored and the re-derived figure, and the ids of the events behind it. An empty list proves the stored figures are what the events give.',
+        querystring: Type.Object({ from: Type.String(), to: Type.String() }, { additionalProperties: false }),
+        response: { 400: ErrorBody },
+      },
+    },
+    async (req) => {
+      const q = req.query as { from: string; to: string }
+      const fromMs = instantParam('from', q.from, 0)
+      const toMs = instantParam('to', q.to, MAX_EPOCH_MS)
+      if (toMs <= fromMs) throw new AppError('BAD_REQUEST', '`to` must be after `from`')
+      const report = await auditRange(db, fromMs, toMs, { latenessMs: config.allowedLatenessSec * 1000, dayOffsetMs: config.dayOffsetMin * 60_000 })
+      req.log.info({ fromMs, toMs, events: report.eventsReplayed, mismatches: report.mismatches.length }, 'audit finished')
+      return report
     },
   )
 
