@@ -7,7 +7,9 @@ import { DIM_KEY_PATTERN, MAX_EPOCH_MS, METRIC_PATTERN } from '../schemas/metric
 import { SERVICE_PATTERN } from '../schemas/report-event.js'
 import { EVENT_KINDS } from '../schemas/log-entry.js'
 import { dimsFromQuery, instantParam } from '../schemas/query.js'
-import { dimsMatch } from '../domain/series-key.js'
+import { canonicalDims, dimsMatch, partitionOf, seriesKey } from '../domain/series-key.js'
+import { WINDOWS, WINDOW_MS, bucketStart, type WindowName } from '../domain/windows.js'
+import type { MetricEvent } from '../schemas/metric-event.js'
 import { archiveEstimate, archivePage } from '../repositories/archive.repository.js'
 import { verifyPartition } from '../services/archive-verify.js'
 import { auditRange } from '../services/audit.js'
@@ -92,6 +94,53 @@ export const archiveRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { 
       const q = req.query as ExportQuery
       const kind = q.kind === undefined ? null : EVENT_KINDS[q.kind]
       return { events: await archiveEstimate(db, kind, instantParam('from', q.from, 0), instantParam('to', q.to, MAX_EPOCH_MS)) }
+    },
+  )
+
+  app.get(
+    '/v1/provenance/bucket',
+    {
+      schema: {
+        tags: ['audit'],
+        summary: 'The events that built one aggregate bucket of one series: their ids and places in the log',
+        description: 'For a roll-up over several series, ask per series (GET /v1/series lists them). For a KPI figure, GET /v1/cases lists the cases and each case row names its events.',
+        querystring: Type.Object(
+          { metric: Type.String({ pattern: METRIC_PATTERN }), window: Type.Union(WINDOWS.map((w) => Type.Literal(w))), start: Type.String() },
+          { additionalProperties: false, patternProperties: { [`^dims\\.${DIM_KEY_PATTERN.slice(1, -1)}$`]: Type.String({ minLength: 1, maxLength: 1024 }) } },
+        ),
+        response: { 400: ErrorBody },
+      },
+    },
+    async (req) => {
+      const q = req.query as { metric: string; window: WindowName; start: string } & Record<string, unknown>
+      const dims = canonicalDims(dimsFromQuery(q))
+      const startMs = bucketStart(instantParam('start', q.start, 0), q.window, config.dayOffsetMin * 60_000)
+      const endMs = startMs + WINDOW_MS[q.window]
+      const partition = partitionOf(seriesKey(q.metric, dims), config.partitions)
+      const events: { id: string; source: string; ts: number; value: number; partition: number; seq: number }[] = []
+      let after = { partition: partition - 1, firstSeq: Number.MAX_SAFE_INTEGER }
+      for (;;) {
+        const page = (await archivePage(db, EVENT_KINDS.metric, startMs, endMs, after, PAGE)).filter((r) => r.partition === partition)
+        if (page.length === 0) break
+        for (const row of page) {
+          row.events.split('\n').forEach((line, i) => {
+            const e = JSON.parse(line) as MetricEvent
+            if (e.metric === q.metric && e.ts >= startMs && e.ts < endMs && JSON.stringify(e.dims) === JSON.stringify(dims)) {
+              events.push({ id: e.id, source: e.source, ts: e.ts, value: e.value, partition: row.partition, seq: row.firstSeq + i })
+            }
+          })
+        }
+        const last = page[page.length - 1] as (typeof page)[number]
+        after = { partition: last.partition, firstSeq: last.firstSeq }
+      }
+      return {
+        metric: q.metric,
+        dims,
+        window: q.window,
+        start: new Date(startMs).toISOString(),
+        note: 'every archived event of the series in the bucket; events judged late at ingest are listed too but are not in the bucket (GET /v1/series counts them)',
+        events,
+      }
     },
   )
 
