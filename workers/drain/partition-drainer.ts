@@ -25,7 +25,12 @@ export interface DrainSettings extends FoldSettings {
   cacheBuckets: number
   retentionMs: number
   maxEntries: number
+  /** False when rebuilding from an archive: no Redis log to trim, no screens to tell. */
+  live?: boolean
 }
+
+/** Where a drainer reads log entries from: the partition's Redis stream, or an archive when rebuilding. */
+export type EntrySource = (partition: number, afterId: string, count: number) => Promise<[string, string[]][]>
 
 /** Trimming is cheap but not free: at most this often per partition. */
 const TRIM_EVERY_MS = 5000
@@ -60,7 +65,7 @@ export class PartitionDrainer {
 
   constructor(
     readonly partition: number,
-    private readonly deps: { redis: Redis; db: Db; keys: Keys; metrics: Metrics; log: Logger },
+    private readonly deps: { redis: Redis; db: Db; keys: Keys; metrics: Metrics; log: Logger; source?: EntrySource },
     private readonly settings: DrainSettings,
   ) {
     this.cache = new BucketCache(settings.cacheBuckets)
@@ -162,8 +167,10 @@ export class PartitionDrainer {
       { partition: this.partition, fromId: from.lastId, toId: lastId, entries: entries.length, samples: fold.events, reports: reports.length, late: fold.lateEvents, buckets: touched.length, cases: cases.writes.length },
       'batch committed',
     )
-    await this.announce(touched, cases.groups)
-    await this.trim(lastId)
+    if (this.settings.live !== false) {
+      await this.announce(touched, cases.groups)
+      await this.trim(lastId)
+    }
     return fold.events + reports.length
   }
 
@@ -209,7 +216,9 @@ export class PartitionDrainer {
   }
 
   private async readEntries(afterId: string): Promise<{ entries: LogEntry[]; caughtUp: boolean }> {
-    const raw = await this.deps.redis.xrange(this.deps.keys.stream(this.partition), `(${afterId}`, '+', 'COUNT', ENTRIES_PER_READ)
+    const raw = this.deps.source
+      ? await this.deps.source(this.partition, afterId, ENTRIES_PER_READ)
+      : await this.deps.redis.xrange(this.deps.keys.stream(this.partition), `(${afterId}`, '+', 'COUNT', ENTRIES_PER_READ)
     const entries: LogEntry[] = []
     let total = 0
     for (const [id, fields] of raw) {
