@@ -13,6 +13,7 @@ import { kpiRoutes } from './routes/kpis.js'
 import { targetRoutes } from './routes/targets.js'
 import { crosscheckRoutes } from './routes/crosschecks.js'
 import { archiveRoutes } from './routes/archive.js'
+import { auditRoutes } from './routes/audits.js'
 import { webRoutes } from './routes/web.js'
 
 const VERSION = '0.1.0'
@@ -86,6 +87,7 @@ export async function buildApp(rt: Runtime): Promise<App> {
   await app.register(targetRoutes, { rt })
   await app.register(crosscheckRoutes, { rt })
   await app.register(archiveRoutes, { rt })
+  await app.register(auditRoutes, { rt })
   await app.register(liveRoutes, { hub, version: VERSION })
   await app.register(webRoutes, { rt })
 

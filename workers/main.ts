@@ -4,6 +4,7 @@ import { openRuntime, startRuntime } from '../src/infra/runtime.js'
 import { startDrainWorker } from './drain.worker.js'
 import { startOverdueWorker } from './overdue.worker.js'
 import { startMetricsReporter } from './metrics-reporter.js'
+import { startAuditWorker } from './audit.worker.js'
 import { stopWithSupervisor } from '../src/infra/supervised.js'
 
 /** Worker process: drains the partitioned log into Postgres and runs the overdue check. Run as many as needed. */
@@ -13,13 +14,14 @@ await startRuntime(rt)
 const drain = startDrainWorker(rt)
 const overdue = startOverdueWorker(rt)
 const reporter = startMetricsReporter(rt)
+const audits = startAuditWorker(rt)
 rt.log.info({ partitions: config.partitions }, 'worker started')
 
 stopWithSupervisor()
 closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
   if (err) rt.log.error({ err }, 'worker stopping after an error')
   else rt.log.info({ signal }, 'worker stopping: finishing in-flight batches')
-  await Promise.all([drain.close(), overdue.close()])
+  await Promise.all([drain.close(), overdue.close(), audits.close()])
   await reporter.close()
   await rt.close()
 })

@@ -19,6 +19,7 @@ export interface Keys {
   bullPrefix: string
   drainQueue: string
   maintenanceQueue: string
+  auditQueue: string
 }
 
 export function makeKeys(prefix: string): Keys {
@@ -36,6 +37,7 @@ export function makeKeys(prefix: string): Keys {
     bullPrefix: `${prefix}:{queues}`,
     drainQueue: 'drain',
     maintenanceQueue: 'maintenance',
+    auditQueue: 'audit',
   }
 }
 

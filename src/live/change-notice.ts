@@ -7,6 +7,8 @@ export interface ChangeNotice {
   metrics: Record<string, Record<number, number[]>>
   /** KPI groups (service x province x agency x category) whose cases changed. */
   cases?: CaseGroup[]
+  /** An audit was queued, moved on or finished. */
+  audits?: true
 }
 
 export interface CaseGroup {

@@ -1,11 +1,12 @@
 import type { Runtime } from '../infra/runtime.js'
 import type { ChangeNotice } from './change-notice.js'
-import { bucketField, kpiTopicCovers, rollUpForTopic, type AggregateTopic, type TopicBucket, type KpiTopic, type RankingTopic, type TargetsTopic, type Topic } from './topic.js'
+import { bucketField, kpiTopicCovers, rollUpForTopic, type AggregateTopic, type TopicBucket, type KpiTopic, type RankingTopic, type TargetsTopic, type AuditsTopic, type Topic } from './topic.js'
 import { viewOf } from '../domain/rollup.js'
 import { bucketsAtStarts } from '../repositories/aggregates.repository.js'
 import { computeKpis } from '../repositories/kpis.repository.js'
 import { rankAgencies } from '../services/ranking.js'
 import { allTargets } from '../services/target-status.js'
+import { listAudits } from '../repositories/audits.repository.js'
 
 /** Bucket versions remembered per topic for the newer-than check; older buckets rarely change. */
 const VERSIONS_KEPT = 5000
@@ -14,7 +15,7 @@ const VALUE_FIELD = 'value'
 /** Targets are recomputed at most this often: any metric change may move one. */
 const TARGETS_EVERY_MS = 1000
 
-export type SingleTopic = KpiTopic | RankingTopic | TargetsTopic
+export type SingleTopic = KpiTopic | RankingTopic | TargetsTopic | AuditsTopic
 
 export interface SingleValue {
   version: number
@@ -48,6 +49,8 @@ export class DeltaPublisher {
       } else if ((topic.kind === 'kpi' || topic.kind === 'ranking') && notice.cases?.some((g) => kpiTopicCovers(topic, g))) {
         this.dirtySingles.set(topic.id, topic)
       } else if (topic.kind === 'targets' && Object.keys(notice.metrics).length > 0) {
+        this.dirtySingles.set(topic.id, topic)
+      } else if (topic.kind === 'audits' && notice.audits) {
         this.dirtySingles.set(topic.id, topic)
       }
     }
@@ -155,8 +158,8 @@ export class DeltaPublisher {
 
 /**
  * The current value of a single-valued topic. KPI and ranking versions are the newest case
- * version the read saw; targets read aggregates of many metrics, so their version is the instant
- * the read began (later reads see at least as much committed state).
+ * version the read saw; targets and audits read many rows, so their version is the instant the
+ * read began (later reads see at least as much committed state).
  */
 export async function singleValue(rt: Runtime, topic: SingleTopic): Promise<SingleValue> {
   const now = Date.now()
@@ -171,6 +174,8 @@ export async function singleValue(rt: Runtime, topic: SingleTopic): Promise<Sing
     }
     case 'targets':
       return { version: now, body: { targets: await allTargets(rt.db, now, rt.config.dayOffsetMin * 60_000) } }
+    case 'audits':
+      return { version: now, body: { audits: await listAudits(rt.db, 20) } }
   }
 }
 

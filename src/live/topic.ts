@@ -52,12 +52,14 @@ export const RankingTopicSpec = Type.Object(
 
 export const TargetsTopicSpec = Type.Object({ kind: Type.Literal('targets') }, { additionalProperties: false, description: 'every target with its status' })
 
+export const AuditsTopicSpec = Type.Object({ kind: Type.Literal('audits') }, { additionalProperties: false, description: 'recent audits with their status and progress' })
+
 export const DiscrepancyTopicSpec = Type.Object(
   { kind: Type.Literal('discrepancies') },
   { additionalProperties: false, description: 'every cross-check that found a discrepancy, as it is recorded' },
 )
 
-export const TopicSpec = Type.Union([AggregateTopicSpec, KpiTopicSpec, RankingTopicSpec, TargetsTopicSpec, DiscrepancyTopicSpec])
+export const TopicSpec = Type.Union([AggregateTopicSpec, KpiTopicSpec, RankingTopicSpec, TargetsTopicSpec, AuditsTopicSpec, DiscrepancyTopicSpec])
 export type TopicSpec = Static<typeof TopicSpec>
 
 export interface AggregateTopic {
@@ -94,6 +96,14 @@ export interface TargetsTopic {
 
 export const TARGETS_TOPIC: TargetsTopic = { id: 'targets', kind: 'targets', spec: { kind: 'targets' } }
 
+export interface AuditsTopic {
+  id: string
+  kind: 'audits'
+  spec: { kind: 'audits' }
+}
+
+export const AUDITS_TOPIC: AuditsTopic = { id: 'audits', kind: 'audits', spec: { kind: 'audits' } }
+
 export interface DiscrepancyTopic {
   id: string
   kind: 'discrepancies'
@@ -102,13 +112,14 @@ export interface DiscrepancyTopic {
 
 export const DISCREPANCY_TOPIC: DiscrepancyTopic = { id: 'discrepancies', kind: 'discrepancies', spec: { kind: 'discrepancies' } }
 
-export type Topic = AggregateTopic | KpiTopic | RankingTopic | TargetsTopic | DiscrepancyTopic
+export type Topic = AggregateTopic | KpiTopic | RankingTopic | TargetsTopic | AuditsTopic | DiscrepancyTopic
 
 const digest = (canonical: unknown): string => createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 22)
 
 export function topicOf(spec: TopicSpec): Topic {
   if (spec.kind === 'discrepancies') return DISCREPANCY_TOPIC
   if (spec.kind === 'targets') return TARGETS_TOPIC
+  if (spec.kind === 'audits') return AUDITS_TOPIC
   if (spec.kind === 'ranking') {
     const filter: KpiFilter = Object.fromEntries((['service', 'province', 'category'] as const).flatMap((d) => (spec[d] !== undefined ? [[d, spec[d]]] : [])))
     const canonical = { kind: 'ranking' as const, by: spec.by as RankBy, filter }

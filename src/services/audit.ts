@@ -56,7 +56,6 @@ async function* archived(db: Db, kind: string): AsyncGenerator<{ partition: numb
 export async function auditRange(db: Db, fromMs: number, toMs: number, settings: FoldSettings, onProgress?: (events: number) => void): Promise<AuditReport> {
   let replayed = 0
   const derived = new Map<string, BucketState>()
-  const bucketIds = new Map<string, string[]>()
   const watermark = new Map<number, number>()
   for await (const entry of archived(db, EVENT_KINDS.metric)) {
     const events = entry.events.map((l) => JSON.parse(l) as MetricEvent)
@@ -72,12 +71,6 @@ export async function auditRange(db: Db, fromMs: number, toMs: number, settings:
         observeLast(st, bv.lastTs, bv.last)
       }
     }
-    for (const e of events) {
-      // Remember which events a bucket held, for the report (the 1-minute bucket is enough to find them).
-      const k = `${e.metric}${JSON.stringify(e.dims)}|60|${Math.floor(e.ts / 60_000) * 60_000}`
-      const ids = bucketIds.get(k) ?? []
-      if (ids.length < MAX_IDS && e.ts >= fromMs && e.ts < toMs) bucketIds.set(k, [...ids, e.id])
-    }
     replayed += events.length
     onProgress?.(replayed)
   }
@@ -86,11 +79,6 @@ export async function auditRange(db: Db, fromMs: number, toMs: number, settings:
   const { rows: stored } = await sql<{ key: string; width_s: number; start: Date } & Record<(typeof BUCKET_FIELDS)[number], number | null>>`
     SELECT s.key, b.width_s, b.start, b.count, b.sum, b.min, b.max, b.mean, b.m2, b.last FROM aggregate_buckets b JOIN series s ON s.id = b.series_id
     WHERE b.start >= ${new Date(fromMs).toISOString()}::timestamptz AND b.start < ${new Date(toMs).toISOString()}::timestamptz`.execute(db)
-  const idsFor = (seriesKey: string, startMs: number, widthS: number): string[] => {
-    const out: string[] = []
-    for (let m = startMs; m < startMs + widthS * 1000 && out.length < MAX_IDS; m += 60_000) out.push(...(bucketIds.get(`${seriesKey}|60|${m}`) ?? []))
-    return out.slice(0, MAX_IDS)
-  }
   const seen = new Set<string>()
   for (const row of stored) {
     const startMs = row.start.getTime()
@@ -102,15 +90,15 @@ export async function auditRange(db: Db, fromMs: number, toMs: number, settings:
       : { count: 0 }
     for (const f of d ? BUCKET_FIELDS : (['count'] as const)) {
       if (!sameNumber(row[f], values[f] ?? null)) {
-        mismatches.push({ what: 'bucket', key: k, field: f, stored: row[f], derived: values[f], eventIds: idsFor(row.key, startMs, row.width_s) })
+        mismatches.push({ what: 'bucket', key: k, field: f, stored: row[f], derived: values[f], eventIds: [] })
       }
     }
   }
   for (const [k, d] of derived) {
     if (seen.has(k)) continue
-    const [seriesKey, widthS, start] = k.split('|') as [string, string, string]
-    mismatches.push({ what: 'bucket', key: k, field: 'count', stored: null, derived: d.count, eventIds: idsFor(seriesKey, Number(start), Number(widthS)) })
+    mismatches.push({ what: 'bucket', key: k, field: 'count', stored: null, derived: d.count, eventIds: [] })
   }
+  if (mismatches.length > 0) await attachBucketEvents(db, mismatches)
 
   const cases = await auditCases(db, fromMs, toMs, (n) => onProgress?.(replayed + n))
   replayed += cases.replayed
@@ -122,6 +110,28 @@ export async function auditRange(db: Db, fromMs: number, toMs: number, settings:
     bucketsCompared: Math.max(seen.size, derived.size),
     casesCompared: cases.compared,
     mismatches,
+  }
+}
+
+/**
+ * Names the events behind each mismatched bucket: a second pass over the archive, paid only
+ * when something differs, so a clean audit costs one replay.
+ */
+async function attachBucketEvents(db: Db, mismatches: AuditMismatch[]): Promise<void> {
+  const wanted = new Map<string, { startMs: number; endMs: number; ids: string[] }[]>()
+  for (const m of mismatches) {
+    const [seriesKey, widthS, start] = m.key.split('|') as [string, string, string]
+    const list = wanted.get(seriesKey) ?? []
+    list.push({ startMs: Number(start), endMs: Number(start) + Number(widthS) * 1000, ids: m.eventIds })
+    wanted.set(seriesKey, list)
+  }
+  for await (const entry of archived(db, EVENT_KINDS.metric)) {
+    for (const line of entry.events) {
+      const e = JSON.parse(line) as MetricEvent
+      for (const w of wanted.get(`${e.metric}${JSON.stringify(e.dims)}`) ?? []) {
+        if (e.ts >= w.startMs && e.ts < w.endMs && w.ids.length < MAX_IDS) w.ids.push(e.id)
+      }
+    }
   }
 }
 

@@ -3,6 +3,8 @@ import { sql } from 'kysely'
 import { startTestApp } from '../helpers/context.js'
 import { drainAll, makeDrainers } from '../helpers/drain.js'
 import { rebuildFromArchive } from '../../workers/rebuild.js'
+import { startAuditWorker } from '../../workers/audit.worker.js'
+import { Client } from '../helpers/ws-client.js'
 
 const T0 = Date.parse('2026-11-20T00:00:00Z')
 
@@ -147,4 +149,28 @@ t.test('a rebuild from the archive into an empty database gives the same figures
   t.same(b, a, 'the same state, to the last bit, down to the chain heads')
   t.equal((await dst.app.inject({ url: '/v1/archive/verify' })).json().ok, true)
   await t.rejects(rebuildFromArchive(dst.worker, src.api.db), /empty database/, 'never over existing state')
+})
+
+t.test('an audit runs as a queued job, with its progress and report visible through the API and live', async (t) => {
+  const { app, worker, wsUrl } = await startTestApp(t, { LANTERN_PARTITIONS: '2', LANTERN_LIVE_TICK_MS: '20' }, { listen: true })
+  const audits = startAuditWorker(worker)
+  t.teardown(() => audits.close())
+  await app.inject({ method: 'POST', url: '/v1/metrics', payload: Array.from({ length: 50 }, (_, i) => ({ id: `j${i}`, source: 'gw', metric: 'm', ts: T0 + i * 1000, value: i })) })
+  await drainAll(makeDrainers(worker))
+  const c = new Client(wsUrl)
+  t.teardown(() => c.ws.terminate())
+  await c.opened()
+  c.send({ type: 'subscribe', topic: { kind: 'audits' } })
+  t.same((await c.next((m) => m.type === 'snapshot')).audits, [])
+
+  const queued = await app.inject({ method: 'POST', url: '/v1/audits', payload: { from: new Date(T0).toISOString(), to: new Date(T0 + 86_400_000).toISOString() } })
+  t.equal(queued.statusCode, 202, queued.body)
+  const id = queued.json().id
+  const done = await c.next((m) => m.type === 'delta' && (m.audits as { id: number; status: string }[] | undefined)?.some((a) => a.id === id && a.status === 'done') === true, 15_000)
+  t.ok(done, 'the live topic shows it finish')
+  const audit = (await app.inject({ url: `/v1/audits/${id}` })).json()
+  t.match(audit, { status: 'done', eventsReplayed: 50, mismatchCount: 0, report: { mismatches: [] } })
+  t.equal((await app.inject({ url: '/v1/audits' })).json().audits.length, 1)
+  t.equal((await app.inject({ method: 'POST', url: '/v1/audits', payload: { from: 'x', to: 'y' } })).statusCode, 400)
+  t.equal((await app.inject({ url: '/v1/audits/999' })).statusCode, 404)
 })
