@@ -1,5 +1,5 @@
 /**
- * npm run bench -- <ingest|e2e|reports|fanout|all> [flags]   (npm run bench -- --help lists the flags)
+ * npm run bench -- <ingest|e2e|reports|fanout|replay|all> [flags]   (npm run bench -- --help lists the flags)
  *
  * Each scenario runs against a system of its own: a fresh database and Redis key prefix, an API
  * process and N drain workers, all removed again afterwards. Progress goes to stderr; stdout gets
@@ -11,12 +11,13 @@ import { runFanout } from './bench/fanout.js'
 import { fanoutFailed, type FanoutOutcome } from './bench/fanout-report.js'
 import { runIngest } from './bench/ingest.js'
 import { parseOptions, USAGE, type Options, type Scenario } from './bench/options.js'
-import { machineInfo, renderTable, targetsOf, type E2eOutcome, type IngestOutcome, type Report, type ReportsOutcome } from './bench/report.js'
+import { machineInfo, renderTable, targetsOf, type E2eOutcome, type IngestOutcome, type Report, type ReplayOutcome, type ReportsOutcome } from './bench/report.js'
+import { runReplay } from './bench/replay.js'
 import { runReports } from './bench/reports.js'
 import { Stack, type CleanupReport, type ProcessReport } from './bench/stack.js'
 import { errorMessage, say } from './bench/util.js'
 
-const DEFAULT_WORKERS: Record<Scenario, number> = { ingest: 0, e2e: 1, reports: 1, fanout: 1 }
+const DEFAULT_WORKERS: Record<Scenario, number> = { ingest: 0, e2e: 1, reports: 1, fanout: 1, replay: 1 }
 
 let active: Stack | undefined
 
@@ -52,6 +53,12 @@ async function runReportsScenario(opts: Options): Promise<ReportsOutcome> {
 
 async function runFanoutScenario(opts: Options): Promise<FanoutOutcome> {
   const run = await withStack(opts.workers ?? DEFAULT_WORKERS.fanout, opts, (stack) => runFanout(stack, opts))
+  return { result: run.result, error: run.error, processes: run.processes, cleanup: run.cleanup }
+}
+
+async function runReplayScenario(opts: Options): Promise<ReplayOutcome> {
+  const workers = opts.workers ?? DEFAULT_WORKERS.replay
+  const run = await withStack(workers, opts, (stack) => runReplay(stack, opts, workers))
   return { result: run.result, error: run.error, processes: run.processes, cleanup: run.cleanup }
 }
 
@@ -100,13 +107,14 @@ async function main(): Promise<number> {
     if (scenario === 'ingest') partial.ingest = await runIngestScenario(opts)
     else if (scenario === 'e2e') partial.e2e = await runE2eScenario(opts)
     else if (scenario === 'fanout') partial.fanout = await runFanoutScenario(opts)
+    else if (scenario === 'replay') partial.replay = await runReplayScenario(opts)
     else partial.reports = await runReportsScenario(opts)
   }
   const report: Report = { ...partial, targets: targetsOf(partial) }
   process.stdout.write(`${renderTable(report)}\n${JSON.stringify(report)}\n`)
 
-  const outcomes = [report.ingest, report.e2e, report.reports, report.fanout].filter((o) => o !== undefined)
-  const failed = outcomes.some((o) => o.error !== undefined || !o.cleanup.databaseDropped || o.cleanup.keysLeft !== 0) || report.reports?.reproduced === false || (report.fanout !== undefined && fanoutFailed(report.fanout))
+  const outcomes = [report.ingest, report.e2e, report.reports, report.fanout, report.replay].filter((o) => o !== undefined)
+  const failed = outcomes.some((o) => o.error !== undefined || !o.cleanup.databaseDropped || o.cleanup.keysLeft !== 0) || report.reports?.reproduced === false || (report.fanout !== undefined && fanoutFailed(report.fanout)) || (report.replay !== undefined && (report.replay.result?.problems.length ?? 1) > 0)
   return failed ? 1 : 0
 }
 

@@ -1,8 +1,8 @@
 import { parseArgs } from 'node:util'
 
-export type Scenario = 'ingest' | 'e2e' | 'reports' | 'fanout'
+export type Scenario = 'ingest' | 'e2e' | 'reports' | 'fanout' | 'replay'
 
-const DRAIN_TIMEOUT_S: Record<Exclude<Scenario, 'ingest' | 'fanout'>, number> = { e2e: 90, reports: 900 }
+const DRAIN_TIMEOUT_S: Record<Exclude<Scenario, 'ingest' | 'fanout'>, number> = { e2e: 90, reports: 900, replay: 300 }
 
 export interface Options {
   scenarios: Scenario[]
@@ -22,22 +22,24 @@ export interface Options {
   latencyDurationS: number
   latencyWarmupS: number
   cases: number
+  /** replay: metric events posted before the archive is read back. */
+  events: number
   /** fanout: socket counts, one round each. */
   sockets: number[]
   /** fanout: batches (deltas) per topic per second; --rate for fanout. */
   fanoutRate: number
 }
 
-export const USAGE = `npm run bench -- <ingest|e2e|reports|fanout|all> [flags]   (all = ingest, e2e, reports)
+export const USAGE = `npm run bench -- <ingest|e2e|reports|fanout|replay|all> [flags]   (all = ingest, e2e, reports, replay)
 
-  --workers N            drain worker processes (default: 0 for ingest, 1 for e2e, reports and fanout)
+  --workers N            drain worker processes (default: 0 for ingest, 1 for e2e, reports, fanout and replay)
   --partitions N         LANTERN_PARTITIONS for the run (default: the server's)
   --concurrency K        concurrent keep-alive HTTP clients at full speed (default 8)
   --batch N              events per request at full speed (default 1000)
   --duration S           ingest, fanout: seconds of posting, warm-up included (default 15)
   --warmup S             ingest, fanout: first seconds left out of the figures (default 2)
   --e2e-duration S       e2e throughput: seconds of posting at full speed (default 10)
-  --drain-timeout S      e2e throughput, reports: most seconds to wait for the drain to commit everything (default 90 for e2e, 900 for reports)
+  --drain-timeout S      e2e throughput, reports, replay: most seconds to wait for the drain to commit everything (default 90 for e2e, 900 for reports, 300 for replay)
   --subscribers S        e2e latency: WebSocket subscribers (default 25, one province topic each)
   --rate R               e2e latency: events per second posted (default 10000)
                          fanout: deltas per topic per second, one posted batch each (default 13)
@@ -45,6 +47,7 @@ export const USAGE = `npm run bench -- <ingest|e2e|reports|fanout|all> [flags]  
   --latency-duration S   e2e latency: seconds of paced posting (default 15)
   --latency-warmup S     e2e latency: first seconds of deltas left out of the figures (default 1)
   --cases N              reports: dossiers posted, two events each (default 393000)
+  --events N             replay: metric events posted, then exported, audited and verified (default 500000)
   --sockets N,N          fanout: WebSocket subscribers per round, rounds in order (default 1000,10000)
 `
 
@@ -61,8 +64,8 @@ function number(raw: string, flag: string, min: number, max: number, integer = t
 }
 
 function scenariosOf(name: string | undefined): Scenario[] {
-  if (name === 'ingest' || name === 'e2e' || name === 'reports' || name === 'fanout') return [name]
-  if (name === 'all') return ['ingest', 'e2e', 'reports']
+  if (name === 'ingest' || name === 'e2e' || name === 'reports' || name === 'fanout' || name === 'replay') return [name]
+  if (name === 'all') return ['ingest', 'e2e', 'reports', 'replay']
   throw new UsageError(name === undefined ? 'name a scenario' : `unknown scenario "${name}"`)
 }
 
@@ -85,6 +88,7 @@ export function parseOptions(argv: string[]): Options | 'help' {
       'latency-duration': { type: 'string', default: '15' },
       'latency-warmup': { type: 'string', default: '1' },
       cases: { type: 'string', default: '393000' },
+      events: { type: 'string', default: '500000' },
       sockets: { type: 'string', default: '1000,10000' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -107,10 +111,11 @@ export function parseOptions(argv: string[]): Options | 'help' {
     latencyDurationS: number(values['latency-duration'], 'latency-duration', 1, 600, false),
     latencyWarmupS: number(values['latency-warmup'], 'latency-warmup', 0, 60, false),
     cases: number(values.cases, 'cases', 1, 5_000_000),
+    events: number(values.events, 'events', 1, 10_000_000),
     sockets: values.sockets.split(',').map((x) => number(x.trim(), 'sockets', 1, 100_000)),
     fanoutRate: positionals[0] === 'fanout' ? number(values.rate ?? '13', 'rate', 0.5, 100, false) : 13,
   }
-  if (options.workers === 0 && !options.scenarios.every((s) => s === 'ingest')) throw new UsageError('e2e, reports and fanout need at least one worker')
+  if (options.workers === 0 && !options.scenarios.every((s) => s === 'ingest')) throw new UsageError('e2e, reports, fanout and replay need at least one worker')
   if (options.warmupS >= options.durationS) throw new UsageError('--warmup must be shorter than --duration')
   if (options.latencyWarmupS >= options.latencyDurationS) throw new UsageError('--latency-warmup must be shorter than --latency-duration')
   return options

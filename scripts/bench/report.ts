@@ -5,6 +5,7 @@ import type { ThroughputResult } from './e2e-throughput.js'
 import type { IngestResult } from './ingest.js'
 import type { ExpectedKpis } from './dossiers.js'
 import { fanoutSection, type FanoutOutcome } from './fanout-report.js'
+import type { ReplayResult } from './replay.js'
 import type { KpiFigures, ReportsResult } from './reports.js'
 import type { CleanupReport, ProcessReport } from './stack.js'
 import type { LatencySummary } from './stats.js'
@@ -29,6 +30,7 @@ export type IngestOutcome = ScenarioOutcome & Partial<IngestResult>
 export type E2eOutcome = ScenarioOutcome & { throughput?: ThroughputResult; latency?: LatencyResult }
 /** reproduced: the KPIs came out exactly as the data set implies (false too when the run failed). */
 export type ReportsOutcome = ScenarioOutcome & { reproduced: boolean; result?: ReportsResult }
+export type ReplayOutcome = ScenarioOutcome & { result?: ReplayResult }
 
 export interface Target {
   name: string
@@ -43,6 +45,7 @@ export interface Report {
   e2e?: E2eOutcome
   reports?: ReportsOutcome
   fanout?: FanoutOutcome
+  replay?: ReplayOutcome
   targets: Target[]
 }
 
@@ -67,6 +70,7 @@ export function targetsOf(r: Omit<Report, 'targets'>): Target[] {
   atLeast('e2e steady committed events/s', r.e2e?.throughput?.steadyCommittedPerSec, 50_000)
   const p99 = r.e2e?.latency?.latencyMs.p99
   if (p99 !== undefined) targets.push({ name: 'e2e p99 ingest->delta ms', figure: p99, target: '< 250', met: p99 !== null && p99 < 250 })
+  atLeast('replay re-derive events/s', r.replay?.result ? (r.replay.result.audit?.eventsPerSec ?? null) : undefined, 200_000)
   return targets
 }
 
@@ -170,6 +174,28 @@ function reportsSection(t: ReportsResult): string[] {
   ]
 }
 
+function replaySection(t: ReplayResult): string[] {
+  const s = t.settings
+  const e = t.export
+  const a = t.audit
+  const v = t.verify
+  const lines = [
+    `replay (${n(s.events)} metric events over ${s.series} series, ts up to ${s.spreadMin} min back, ${n(s.requests)} requests of ${s.batch} (${n(s.bodyMiB, 1)} MiB), ${s.concurrency} clients, ${s.workers} workers, ${s.partitions} partitions)`,
+    row('accepted', `${n(t.acceptedEvents)} in ${n(t.postedS, 1)} s (${n(t.ingestEventsPerSec)}/s), duplicates ${n(t.duplicates)}, errors ${errorsLine(t.postErrors)}, lost ${n(t.lostEvents)}`),
+    row('first post -> all committed', t.complete ? `${n(t.allCommittedS, 2)} s` : `NOT complete: ${n(t.committedEvents)} committed when the wait ended`),
+    row('export (NDJSON)', e ? `${n(e.lines)} lines, ${n(e.bytes / 1e6, 1)} MB in ${n(e.s, 2)} s: ${n(e.eventsPerSec)} events/s, ${n(e.mbPerSec, 1)} MB/s` : '-'),
+    row('re-derive (audit)', a ? `${n(a.eventsReplayed)} events, ${n(a.bucketsCompared)} buckets, ${n(a.casesCompared)} cases in ${n(a.s, 2)} s: ${n(a.eventsPerSec)} events/s` : '-'),
+    row('audit mismatches', a ? (a.mismatches.length === 0 ? 'none' : `${a.mismatches.length}`) : '-'),
+  ]
+  for (const m of a?.mismatches.slice(0, 20) ?? []) lines.push(row('', `${m.what} ${m.key} ${m.field}: stored ${JSON.stringify(m.stored)}, derived ${JSON.stringify(m.derived)} (events ${m.eventIds.slice(0, 5).join(', ')}${m.eventIds.length > 5 ? ', ...' : ''})`))
+  if (a && a.mismatches.length > 20) lines.push(row('', `... ${a.mismatches.length - 20} more in the JSON`))
+  lines.push(
+    row('verify (hash chains)', v ? `${n(v.checked)} events in ${n(v.s, 2)} s: ${n(v.eventsPerSec)} events/s, ${v.ok ? 'ok' : 'NOT ok'}` : '-'),
+    row('problems', t.problems.length === 0 ? 'none' : t.problems.join('; ')),
+  )
+  return lines
+}
+
 function outcomeLines(r: ScenarioOutcome): string[] {
   const lines: string[] = []
   if (r.error) lines.push(row('FAILED', r.error))
@@ -200,6 +226,10 @@ export function renderTable(r: Report): string {
   if (r.fanout) {
     if (r.fanout.result) lines.push(...fanoutSection(r.fanout.result), '')
     lines.push('fanout processes', ...outcomeLines(r.fanout), '')
+  }
+  if (r.replay) {
+    if (r.replay.result) lines.push(...replaySection(r.replay.result), '')
+    lines.push('replay processes', ...outcomeLines(r.replay), '')
   }
   if (r.targets.length > 0) {
     lines.push('targets')
