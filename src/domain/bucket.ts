@@ -9,6 +9,33 @@ export const SKETCH_ACCURACY = 0.01
  * Welford/Chan, so merging buckets of many series gives the exact variance of the union, never an
  * average of averages.
  */
+/** The exact part of a bucket: everything but the quantile sketch. */
+export interface Moments {
+  count: number
+  sum: number
+  min: number
+  max: number
+  mean: number
+  m2: number
+  lastTs: number
+  last: number
+}
+
+export function emptyMoments(): Moments {
+  return { count: 0, sum: 0, min: Infinity, max: -Infinity, mean: 0, m2: 0, lastTs: -Infinity, last: 0 }
+}
+
+/** Welford's update: the same additions in the same order give the same bits. */
+export function addMoment(b: Moments, value: number): void {
+  b.count += 1
+  b.sum += value
+  if (value < b.min) b.min = value
+  if (value > b.max) b.max = value
+  const delta = value - b.mean
+  b.mean += delta / b.count
+  b.m2 += delta * (value - b.mean)
+}
+
 export interface BucketState {
   count: number
   sum: number
@@ -42,18 +69,12 @@ export function emptyBucket(): BucketState {
 }
 
 export function addValue(b: BucketState, value: number): void {
-  b.count += 1
-  b.sum += value
-  if (value < b.min) b.min = value
-  if (value > b.max) b.max = value
-  const delta = value - b.mean
-  b.mean += delta / b.count
-  b.m2 += delta * (value - b.mean)
+  addMoment(b, value)
   b.sketch.accept(value)
 }
 
 /** Keeps the latest sample by event time; at equal times the later-arriving one wins. */
-export function observeLast(b: BucketState, ts: number, value: number): void {
+export function observeLast(b: Moments, ts: number, value: number): void {
   if (ts >= b.lastTs) {
     b.lastTs = ts
     b.last = value
