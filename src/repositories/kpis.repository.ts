@@ -131,7 +131,7 @@ export async function computeKpis(db: Db, q: KpiQuery): Promise<{ rows: KpiRow[]
 
 export type CaseListState = 'pending' | 'in_progress' | 'resolved' | 'rejected' | 'overdue' | 'received'
 
-/** The cases behind a figure: which cases a KPI counted, as of the same instant. */
+/** The cases behind a figure, as of the same instant, each with the ids of the events that made it: a KPI's provenance. */
 export async function listCases(
   db: Db,
   filter: KpiFilter,
@@ -140,7 +140,7 @@ export async function listCases(
   fromMs: number | null,
   limit: number,
   after: { service: string; caseId: string } | null,
-): Promise<{ service: string; caseId: string; state: string; receivedTs: Date | null; resolvedTs: Date | null; dueTs: Date | null; dims: Record<string, string> }[]> {
+): Promise<{ service: string; caseId: string; state: string; receivedTs: Date | null; resolvedTs: Date | null; dueTs: Date | null; dims: Record<string, string>; eventIds: string[] }[]> {
   const T = sql`${iso(asOfMs)}::timestamptz`
   const F = sql`${fromMs === null ? '-infinity' : iso(fromMs)}::timestamptz`
   const cond = {
@@ -151,11 +151,11 @@ export async function listCases(
     in_progress: sql`${openAt(T)} AND started_ts <= ${T}`,
     overdue: sql`${openAt(T)} AND due_ts < ${T}`,
   }[state]
-  const { rows } = await sql<{ service: string; case_id: string; state: string; received_ts: Date | null; resolved_ts: Date | null; due_ts: Date | null; dims: Record<string, string> }>`
-    SELECT service, case_id, state, received_ts, resolved_ts, due_ts, dims FROM cases
+  const { rows } = await sql<{ service: string; case_id: string; state: string; received_ts: Date | null; resolved_ts: Date | null; due_ts: Date | null; dims: Record<string, string>; event_ids: string[] }>`
+    SELECT service, case_id, state, received_ts, resolved_ts, due_ts, dims, ARRAY(SELECT e->>'id' FROM jsonb_array_elements(events) e) AS event_ids FROM cases
     WHERE ${filterSql(filter)} AND ${cond} AND (service, case_id) > (${after?.service ?? ''}, ${after?.caseId ?? ''})
     ORDER BY service, case_id LIMIT ${limit}`.execute(db)
-  return rows.map((r) => ({ service: r.service, caseId: r.case_id, state: r.state, receivedTs: r.received_ts, resolvedTs: r.resolved_ts, dueTs: r.due_ts, dims: r.dims }))
+  return rows.map((r) => ({ service: r.service, caseId: r.case_id, state: r.state, receivedTs: r.received_ts, resolvedTs: r.resolved_ts, dueTs: r.due_ts, dims: r.dims, eventIds: r.event_ids }))
 }
 
 export interface DailyKpis {

@@ -88,8 +88,9 @@ t.test('the field figures are reproduced to the unit from shuffled, repeated, ra
     11_743,
     'roll-ups across agencies add up',
   )
-  const cases = (await app.inject({ url: '/v1/cases?service=paht&figure=in_progress&limit=10000' })).json().cases as { caseId: string }[]
+  const cases = (await app.inject({ url: '/v1/cases?service=paht&figure=in_progress&limit=10000' })).json().cases as { caseId: string; eventIds: string[] }[]
   t.equal(cases.length, 390, 'the cases behind the in-progress figure')
+  t.ok(cases.every((c) => c.eventIds.includes(`${c.caseId}-r`) && c.eventIds.includes(`${c.caseId}-a`)), 'each with the events that made it')
 })
 
 t.test('KPIs as of a past instant are what the screen showed then', async (t) => {
