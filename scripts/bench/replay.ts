@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process'
 import http from 'node:http'
+import { fileURLToPath } from 'node:url'
 import { CommitPoller, openDb } from './commits.js'
 import { acknowledgement, failureKind, Poster } from './http.js'
 import { INGEST_METRICS, INGEST_STATIONS_PER_PROVINCE } from './ingest.js'
@@ -12,8 +14,9 @@ import { readingOf, seriesGrid, SOURCE, type Series } from './workload.js'
 const SPREAD_MS = 30 * 60_000
 const ATTEMPTS = 5
 const BACKOFF_MS = 500
-/** Each of export, audit and verify gets at most this long. */
+/** Each of export, audit, verify and rebuild gets at most this long. */
 const READ_TIMEOUT_MS = 600_000
+const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url))
 
 interface AuditMismatch {
   what: string
@@ -46,7 +49,9 @@ export interface ReplayResult {
   export: { lines: number; bytes: number; s: number; eventsPerSec: number; mbPerSec: number } | null
   audit: { eventsReplayed: number; bucketsCompared: number; casesCompared: number; s: number; eventsPerSec: number; mismatches: AuditMismatch[] } | null
   verify: { ok: boolean; checked: number; s: number; eventsPerSec: number; partitions: PartitionVerdict[] } | null
-  /** Everything that was not as it should be; an empty list means all three checks agree. */
+  /** scripts/rebuild.ts into a second, empty database; s is timed here (spawn to exit), reportedS by the CLI. */
+  rebuild: { events: number; s: number; eventsPerSec: number; reportedS: number; reportedPerSec: number; stateMatches: boolean; live: Fingerprint; rebuilt: Fingerprint } | null
+  /** Everything that was not as it should be; an empty list means all four checks agree. */
   problems: string[]
 }
 
@@ -97,7 +102,10 @@ export async function runReplay(stack: Stack, opts: Options, workers: number): P
   const verify = await phase('verify', problems, () => verifyPhase(stack))
   if (verify && !verify.ok) problems.push(`archive verify not ok: ${JSON.stringify(verify.partitions.filter((p) => !p.ok))}`)
   if (verify && verify.checked !== expected) problems.push(`archive verify checked ${verify.checked} events, expected ${expected}`)
-  say(`replay: ${problems.length === 0 ? 'export, audit and verify agree with what was posted' : `PROBLEMS: ${problems.join('; ')}`}`)
+  const rebuild = await phase('rebuild', problems, () => rebuildPhase(stack))
+  if (rebuild && rebuild.events !== committedEvents) problems.push(`rebuild replayed ${rebuild.events} events, ${committedEvents} committed`)
+  if (rebuild && !rebuild.stateMatches) problems.push(`rebuilt state differs: live ${JSON.stringify(rebuild.live)}, rebuilt ${JSON.stringify(rebuild.rebuilt)}`)
+  say(`replay: ${problems.length === 0 ? 'export, audit, verify and rebuild agree with what was posted' : `PROBLEMS: ${problems.join('; ')}`}`)
 
   return {
     settings: {
@@ -123,6 +131,7 @@ export async function runReplay(stack: Stack, opts: Options, workers: number): P
     export: exp,
     audit,
     verify,
+    rebuild,
     problems,
   }
 
@@ -261,4 +270,69 @@ async function verifyPhase(stack: Stack): Promise<NonNullable<ReplayResult['veri
   const body = JSON.parse(got.text) as { ok: boolean; partitions: PartitionVerdict[] }
   const checked = body.partitions.reduce((a, p) => a + p.checked, 0)
   return { ok: body.ok, checked, s: round(got.s, 2), eventsPerSec: round(checked / got.s), partitions: body.partitions }
+}
+
+interface Fingerprint {
+  buckets: number
+  count: number
+  sum: number
+  archiveSeq: number
+}
+
+async function fingerprint(databaseUrl: string): Promise<Fingerprint> {
+  const db = await openDb(databaseUrl)
+  try {
+    const { rows: b } = await db.query<{ n: string; c: string | null; s: number | null }>('SELECT count(*)::text AS n, sum(count)::text AS c, sum(sum)::float8 AS s FROM aggregate_buckets')
+    const { rows: d } = await db.query<{ seq: string | null }>('SELECT sum(archive_seq)::text AS seq FROM drain_checkpoints')
+    return { buckets: Number(b[0]?.n ?? 0), count: Number(b[0]?.c ?? 0), sum: b[0]?.s ?? 0, archiveSeq: Number(d[0]?.seq ?? 0) }
+  } finally {
+    await db.end().catch(() => undefined)
+  }
+}
+
+/** Float sums depend on the order of addition, so sum(sum) gets a relative tolerance; the rest must be equal. */
+function sameState(a: Fingerprint, b: Fingerprint): boolean {
+  return a.buckets === b.buckets && a.count === b.count && a.archiveSeq === b.archiveSeq && Math.abs(a.sum - b.sum) <= 1e-9 * Math.max(1, Math.abs(a.sum), Math.abs(b.sum))
+}
+
+/** Runs scripts/rebuild.ts from the bench database into a fresh `<db>_rebuild`, under the key prefix `<prefix>-rebuild`. */
+async function rebuildPhase(stack: Stack): Promise<NonNullable<ReplayResult['rebuild']>> {
+  const side = await stack.createSide('rebuild')
+  try {
+    const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: side.url, REDIS_URL: stack.redisUrl, LANTERN_KEY_PREFIX: side.prefix, LOG_LEVEL: 'warn' }
+    const started = performance.now()
+    const stderr = await runCli(['--import', 'tsx', 'scripts/rebuild.ts', '--from-database', stack.databaseUrl], env)
+    const s = (performance.now() - started) / 1000
+    const lines = stderr.trim().split('\n')
+    const m = /^rebuild: (\d+) events in ([\d.]+) s \((\d+)\/s\)$/.exec(lines[lines.length - 1] ?? '')
+    if (!m) throw new Error(`rebuild printed no final line: ${lines.slice(-3).join(' | ')}`)
+    const events = Number(m[1])
+    const [live, rebuilt] = await Promise.all([fingerprint(stack.databaseUrl), fingerprint(side.url)])
+    return { events, s: round(s, 2), eventsPerSec: round(events / s), reportedS: Number(m[2]), reportedPerSec: Number(m[3]), stateMatches: sameState(live, rebuilt), live, rebuilt }
+  } finally {
+    const r = await stack.dropSide('rebuild')
+    say(`replay: rebuild database ${r.dropped ? 'dropped' : 'NOT dropped'}, ${r.keysDeleted} keys deleted, ${r.keysLeft} left`)
+  }
+}
+
+/** Runs a node script to completion and hands back its stderr; non-zero exit or the deadline is an error. */
+function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] })
+    let stderr = ''
+    proc.stderr.setEncoding('utf8')
+    proc.stderr.on('data', (chunk: string) => {
+      stderr = (stderr + chunk).slice(-20_000)
+    })
+    const timer = setTimeout(() => proc.kill('SIGKILL'), READ_TIMEOUT_MS)
+    proc.on('error', (err) => {
+      clearTimeout(timer)
+      reject(err)
+    })
+    proc.on('close', (code, signal) => {
+      clearTimeout(timer)
+      if (code === 0) resolve(stderr)
+      else reject(new Error(`rebuild exited ${signal ?? `with code ${code}`}: ${stderr.trim().split('\n').slice(-3).join(' | ')}`))
+    })
+  })
 }

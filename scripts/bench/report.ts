@@ -179,6 +179,7 @@ function replaySection(t: ReplayResult): string[] {
   const e = t.export
   const a = t.audit
   const v = t.verify
+  const b = t.rebuild
   const lines = [
     `replay (${n(s.events)} metric events over ${s.series} series, ts up to ${s.spreadMin} min back, ${n(s.requests)} requests of ${s.batch} (${n(s.bodyMiB, 1)} MiB), ${s.concurrency} clients, ${s.workers} workers, ${s.partitions} partitions)`,
     row('accepted', `${n(t.acceptedEvents)} in ${n(t.postedS, 1)} s (${n(t.ingestEventsPerSec)}/s), duplicates ${n(t.duplicates)}, errors ${errorsLine(t.postErrors)}, lost ${n(t.lostEvents)}`),
@@ -191,6 +192,7 @@ function replaySection(t: ReplayResult): string[] {
   if (a && a.mismatches.length > 20) lines.push(row('', `... ${a.mismatches.length - 20} more in the JSON`))
   lines.push(
     row('verify (hash chains)', v ? `${n(v.checked)} events in ${n(v.s, 2)} s: ${n(v.eventsPerSec)} events/s, ${v.ok ? 'ok' : 'NOT ok'}` : '-'),
+    row('rebuild (into a new db)', b ? `${n(b.events)} events in ${n(b.s, 2)} s: ${n(b.eventsPerSec)} events/s (CLI: ${n(b.reportedS, 1)} s, ${n(b.reportedPerSec)}/s), state ${b.stateMatches ? 'matches' : 'DIFFERS'}` : '-'),
     row('problems', t.problems.length === 0 ? 'none' : t.problems.join('; ')),
   )
   return lines

@@ -16,8 +16,8 @@ const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
 const DEFAULT_PARTITIONS = 8
 const LOOPBACK = new Set(['127.0.0.1', 'localhost'])
 /** Clean-up drops and deletes only what matches these, whatever happens to the names in between. */
-const BENCH_DB = /^lantern_bench_[0-9a-f]{8}$/
-const BENCH_PREFIX = /^lantern-bench-[0-9a-f]{8}$/
+const BENCH_DB = /^lantern_bench_[0-9a-f]{8}(_rebuild)?$/
+const BENCH_PREFIX = /^lantern-bench-[0-9a-f]{8}(-rebuild)?$/
 const STOP_GRACE_MS = 10_000
 
 export interface StackOptions {
@@ -67,6 +67,8 @@ export class Stack {
   private services: Services | undefined
   private crash: Promise<never> = new Promise<never>(() => undefined)
   private tearingDown: Promise<CleanupReport> | undefined
+  /** Extra databases and key prefixes a scenario made next to the main ones; clean-up removes them too. */
+  private readonly sides = new Map<string, { url: string; name: string; prefix: string }>()
 
   /** Nothing is created until setUp(); teardown() is safe after a setUp() that failed half-way. */
   constructor(private readonly opts: StackOptions) {
@@ -102,6 +104,31 @@ export class Stack {
 
   processReports(): ProcessReport[] {
     return this.children.map((c) => ({ name: c.name, pid: c.pid, exit: c.running ? null : { code: c.proc.exitCode, signal: c.proc.signalCode }, log: c.log }))
+  }
+
+  /**
+   * A second empty database on the same server, `<dbName>_<suffix>`, with its own key prefix
+   * `<prefix>-<suffix>`; dropSide() (or teardown()) removes both.
+   */
+  async createSide(suffix: 'rebuild'): Promise<{ url: string; name: string; prefix: string }> {
+    const name = `${this.dbName}_${suffix}`
+    const url = new URL(this.databaseUrl)
+    url.pathname = `/${name}`
+    const side = { url: url.toString(), name, prefix: `${this.prefix}-${suffix}` }
+    this.sides.set(suffix, side)
+    await dropDatabase(side.url, name)
+    await withAdmin(side.url, (client) => client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`))
+    return side
+  }
+
+  /** Drops a side database and deletes its keys; safe to call twice. */
+  async dropSide(suffix: 'rebuild'): Promise<{ dropped: boolean; keysDeleted: number; keysLeft: number }> {
+    const side = this.sides.get(suffix)
+    if (!side) return { dropped: true, keysDeleted: 0, keysLeft: 0 }
+    const dropped = await dropDatabase(side.url, side.name)
+    const { deleted, left } = await deleteKeys(this.redisUrl, side.prefix)
+    if (dropped && left === 0) this.sides.delete(suffix)
+    return { dropped, keysDeleted: deleted, keysLeft: left }
   }
 
   teardown(): Promise<CleanupReport> {
@@ -193,6 +220,12 @@ export class Stack {
     await attempt('drop database', async () => {
       report.databaseDropped = await dropDatabase(this.databaseUrl, this.dbName)
     })
+    for (const suffix of [...this.sides.keys()]) {
+      await attempt(`drop ${suffix} database and keys`, async () => {
+        const r = await this.dropSide(suffix as 'rebuild')
+        if (!r.dropped || r.keysLeft > 0) throw new Error(`database ${r.dropped ? 'dropped' : 'NOT dropped'}, ${r.keysLeft} keys left`)
+      })
+    }
     await attempt('delete keys', async () => {
       const { deleted, left } = await deleteKeys(this.redisUrl, this.prefix)
       report.keysDeleted = deleted
