@@ -17,6 +17,7 @@ export interface Moments {
   max: number
   mean: number
   m2: number
+  /** The sample with the latest event time (-Infinity when empty). */
   lastTs: number
   last: number
 }
@@ -36,17 +37,8 @@ export function addMoment(b: Moments, value: number): void {
   b.m2 += delta * (value - b.mean)
 }
 
-export interface BucketState {
-  count: number
-  sum: number
-  min: number
-  max: number
-  mean: number
-  m2: number
+export interface BucketState extends Moments {
   sketch: DDSketch
-  /** The sample with the latest event time (-Infinity when empty). */
-  lastTs: number
-  last: number
 }
 
 export interface BucketSummary {
@@ -65,7 +57,7 @@ export interface BucketSummary {
 }
 
 export function emptyBucket(): BucketState {
-  return { count: 0, sum: 0, min: Infinity, max: -Infinity, mean: 0, m2: 0, sketch: new DDSketch({ relativeAccuracy: SKETCH_ACCURACY }), lastTs: -Infinity, last: 0 }
+  return { ...emptyMoments(), sketch: new DDSketch({ relativeAccuracy: SKETCH_ACCURACY }) }
 }
 
 export function addValue(b: BucketState, value: number): void {
