@@ -37,16 +37,30 @@ export interface FoldSettings {
 }
 
 /**
- * Groups a batch, in log order, into per-series bucket values. An event is late when its time is
- * more than the allowed lateness behind the partition's watermark (the newest event time seen
- * before it); a late event is counted on its series and touches no bucket. Pure: same input,
- * same output, which is what lets a re-run batch give the same state.
+ * The lateness rule, in log order: an event is late when its time is more than the allowed
+ * lateness behind the partition's watermark (the newest on-time event time before it). Calls
+ * `visit` for every event and returns the new watermark. The drain's fold and the audit's replay
+ * both judge through this one function.
+ */
+export function judgeLateness(events: readonly MetricEvent[], watermarkMs: number, latenessMs: number, visit: (e: MetricEvent, late: boolean) => void): number {
+  let watermark = watermarkMs
+  for (const e of events) {
+    const late = e.ts < watermark - latenessMs
+    if (!late && e.ts > watermark) watermark = e.ts
+    visit(e, late)
+  }
+  return watermark
+}
+
+/**
+ * Groups a batch, in log order, into per-series bucket values; a late event is counted on its
+ * series and touches no bucket. Pure: same input, same output, which is what lets a re-run batch
+ * give the same state.
  */
 export function foldBatch(events: readonly MetricEvent[], watermarkMs: number, s: FoldSettings): FoldResult {
   const series = new Map<string, SeriesBatch>()
-  let watermark = watermarkMs
   let late = 0
-  for (const e of events) {
+  const watermark = judgeLateness(events, watermarkMs, s.latenessMs, (e, isLate) => {
     const key = seriesKey(e.metric, e.dims)
     let sb = series.get(key)
     if (!sb) {
@@ -56,13 +70,12 @@ export function foldBatch(events: readonly MetricEvent[], watermarkMs: number, s
     sb.events += 1
     if (e.ts < sb.firstTs) sb.firstTs = e.ts
     if (e.ts > sb.lastTs) sb.lastTs = e.ts
-    if (e.ts < watermark - s.latenessMs) {
+    if (isLate) {
       sb.lateEvents += 1
       late += 1
       if (sb.lastLateTs === null || e.ts > sb.lastLateTs) sb.lastLateTs = e.ts
-      continue
+      return
     }
-    if (e.ts > watermark) watermark = e.ts
     for (const w of WINDOWS) {
       const startMs = bucketStart(e.ts, w, s.dayOffsetMs)
       const widthS = WINDOW_MS[w] / 1000
@@ -75,6 +88,6 @@ export function foldBatch(events: readonly MetricEvent[], watermarkMs: number, s
         bv.last = e.value
       }
     }
-  }
+  })
   return { series, watermarkMs: watermark, events: events.length, lateEvents: late }
 }

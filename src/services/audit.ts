@@ -4,7 +4,9 @@ import type { MetricEvent } from '../schemas/metric-event.js'
 import type { ReportEvent } from '../schemas/report-event.js'
 import { caseKey } from '../schemas/report-event.js'
 import { EVENT_KINDS } from '../schemas/log-entry.js'
-import { foldBatch, type FoldSettings } from '../domain/fold.js'
+import { judgeLateness, type FoldSettings } from '../domain/fold.js'
+import { WINDOWS, WINDOW_MS, bucketStart } from '../domain/windows.js'
+import { seriesKey } from '../domain/series-key.js'
 import { addMoment, emptyMoments, observeLast, type Moments } from '../domain/bucket.js'
 import { deriveCase, sortCaseEvents, type CaseEventRecord } from '../domain/case-state.js'
 
@@ -69,24 +71,27 @@ export async function auditRange(db: Db, fromMs: number, toMs: number, settings:
   let replayed = 0
   const derived = new Map<string, Moments>()
   const watermark = new Map<number, number>()
-  // Consecutive entries of one partition fold as one batch: the fold carries the watermark from
-  // event to event, so batching changes nothing but the overhead.
+  // Consecutive entries of one partition are judged as one run: the lateness rule carries the
+  // watermark from event to event, so grouping changes nothing but the overhead.
   let pending: MetricEvent[] = []
   let pendingPartition = -1
   const flush = (): void => {
     if (pending.length === 0) return
-    const fold = foldBatch(pending, watermark.get(pendingPartition) ?? 0, settings)
-    watermark.set(pendingPartition, fold.watermarkMs)
-    for (const sb of fold.series.values()) {
-      for (const bv of sb.buckets.values()) {
-        if (bv.startMs < fromMs || bv.startMs >= toMs) continue
-        const k = `${sb.key}|${bv.widthS}|${bv.startMs}`
+    const next = judgeLateness(pending, watermark.get(pendingPartition) ?? 0, settings.latenessMs, (e, late) => {
+      if (late) return
+      let key: string | null = null
+      for (const w of WINDOWS) {
+        const startMs = bucketStart(e.ts, w, settings.dayOffsetMs)
+        if (startMs < fromMs || startMs >= toMs) continue
+        key ??= seriesKey(e.metric, e.dims)
+        const k = `${key}|${WINDOW_MS[w] / 1000}|${startMs}`
         let st = derived.get(k)
         if (!st) derived.set(k, (st = emptyMoments()))
-        for (const v of bv.values) addMoment(st, v)
-        observeLast(st, bv.lastTs, bv.last)
+        addMoment(st, e.value)
+        observeLast(st, e.ts, e.value)
       }
-    }
+    })
+    watermark.set(pendingPartition, next)
     replayed += pending.length
     onProgress?.(replayed)
     pending = []
