@@ -5,7 +5,7 @@ import { WINDOWS, WINDOW_MS, type WindowName } from '../domain/windows.js'
 import { canonicalDims, dimsMatch } from '../domain/series-key.js'
 import { rollUp, type RolledBucket } from '../domain/rollup.js'
 import type { MatchedBucketRow } from '../repositories/aggregates.repository.js'
-import { KPI_DIMS, type KpiFilter } from '../repositories/kpis.repository.js'
+import { KPI_DIMS, kpiFilterOf, type KpiFilter } from '../repositories/kpis.repository.js'
 import { RANK_BY, type RankBy } from '../services/ranking.js'
 import type { CaseGroup } from './change-notice.js'
 
@@ -121,12 +121,12 @@ export function topicOf(spec: TopicSpec): Topic {
   if (spec.kind === 'targets') return TARGETS_TOPIC
   if (spec.kind === 'audits') return AUDITS_TOPIC
   if (spec.kind === 'ranking') {
-    const filter: KpiFilter = Object.fromEntries((['service', 'province', 'category'] as const).flatMap((d) => (spec[d] !== undefined ? [[d, spec[d]]] : [])))
+    const filter = kpiFilterOf(spec)
     const canonical = { kind: 'ranking' as const, by: spec.by as RankBy, filter }
     return { id: `rank.${digest(canonical)}`, kind: 'ranking', spec: canonical }
   }
   if (spec.kind === 'kpi') {
-    const filter: KpiFilter = Object.fromEntries(KPI_DIMS.flatMap((d) => (spec[d] !== undefined ? [[d, spec[d]]] : [])))
+    const filter = kpiFilterOf(spec)
     const canonical = { kind: 'kpi' as const, filter }
     return { id: `kpi.${digest(canonical)}`, kind: 'kpi', spec: canonical }
   }

@@ -5,6 +5,10 @@ export const KPI_DIMS = ['service', 'province', 'agency', 'category'] as const
 export type KpiDim = (typeof KPI_DIMS)[number]
 export type KpiFilter = Partial<Record<KpiDim, string>>
 
+/** The KPI dims present in an object (a query, a body, a topic spec), as a filter. */
+export const kpiFilterOf = (from: Partial<Record<KpiDim, unknown>>): KpiFilter =>
+  Object.fromEntries(KPI_DIMS.flatMap((d) => (typeof from[d] === 'string' ? [[d, from[d]]] : [])))
+
 export interface KpiQuery {
   filter: KpiFilter
   groupBy: readonly KpiDim[]

@@ -2,8 +2,8 @@ import type { FastifyPluginAsync } from 'fastify'
 import { Type, type Static } from '@sinclair/typebox'
 import type { Runtime } from '../infra/runtime.js'
 import { AppError, ErrorBody } from '../errors.js'
-import { instantParam } from '../schemas/query.js'
-import { computeKpis, KPI_DIMS, type KpiFigures, type KpiFilter } from '../repositories/kpis.repository.js'
+import { periodParam } from '../schemas/query.js'
+import { computeKpis, kpiFilterOf, type KpiFigures } from '../repositories/kpis.repository.js'
 import { getCrosscheck, listCrosschecks, recordCrosscheck, type Discrepancy } from '../repositories/crosschecks.repository.js'
 import { publishThroughGuard } from '../live/delta-publisher.js'
 import { DISCREPANCY_TOPIC } from '../live/topic.js'
@@ -55,10 +55,8 @@ export const crosscheckRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app,
     },
     async (req, reply) => {
       const b = req.body as CrosscheckBody
-      const from = instantParam('period.from', b.period.from, 0)
-      const to = instantParam('period.to', b.period.to, 0)
-      if (to <= from) throw new AppError('BAD_REQUEST', 'period.to must be after period.from')
-      const filter: KpiFilter = Object.fromEntries(KPI_DIMS.flatMap((d) => (b[d] !== undefined ? [[d, b[d] as string]] : [])))
+      const { fromMs: from, toMs: to } = periodParam(b.period)
+      const filter = kpiFilterOf(b)
       // `to` is exclusive; figures are as of the last millisecond inside the period.
       const { rows } = await computeKpis(db, { filter, groupBy: [], asOfMs: to - 1, fromMs: from })
       const kpis = rows[0]?.kpis as KpiFigures

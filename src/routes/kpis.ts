@@ -4,7 +4,7 @@ import type { Runtime } from '../infra/runtime.js'
 import { AppError, ErrorBody } from '../errors.js'
 import { instantParam } from '../schemas/query.js'
 import { bucketStart } from '../domain/windows.js'
-import { computeKpis, dailyKpis, listCases, KPI_DIMS, type KpiDim, type KpiFilter } from '../repositories/kpis.repository.js'
+import { computeKpis, dailyKpis, kpiFilterOf, listCases, type KpiDim, type KpiFilter } from '../repositories/kpis.repository.js'
 import { listFindings } from '../repositories/findings.repository.js'
 import { rankAgencies, RANK_BY, type RankBy } from '../services/ranking.js'
 
@@ -41,7 +41,6 @@ const RankingQuerystring = Type.Object(
 )
 type RankingQuerystring = Static<typeof RankingQuerystring> & { by: RankBy }
 
-const filterOf = (q: Partial<Record<KpiDim, string>>): KpiFilter => Object.fromEntries(KPI_DIMS.flatMap((d) => (q[d] !== undefined ? [[d, q[d]]] : [])))
 
 export const kpiRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { rt }) => {
   const { db, config } = rt
@@ -68,8 +67,8 @@ export const kpiRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { rt }
       const q = req.query as KpiQuerystring
       const { asOfMs, fromMs } = period(q)
       const groupBy = (q.group_by?.split(',') ?? []) as KpiDim[]
-      const { rows } = await computeKpis(db, { filter: filterOf(q), groupBy, asOfMs, fromMs })
-      return { asOf: new Date(asOfMs).toISOString(), from: fromMs === null ? null : new Date(fromMs).toISOString(), filter: filterOf(q), groups: rows }
+      const { rows } = await computeKpis(db, { filter: kpiFilterOf(q), groupBy, asOfMs, fromMs })
+      return { asOf: new Date(asOfMs).toISOString(), from: fromMs === null ? null : new Date(fromMs).toISOString(), filter: kpiFilterOf(q), groups: rows }
     },
   )
 
@@ -90,7 +89,7 @@ export const kpiRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { rt }
       const to = bucketStart(instantParam('to', q.to, 0) - 1, '1d', offset) + 86_400_000
       if (to <= from) throw new AppError('BAD_REQUEST', '`to` must be after `from`')
       if ((to - from) / 86_400_000 > 366) throw new AppError('BAD_REQUEST', 'at most 366 days per request')
-      return { filter: filterOf(q), days: await dailyKpis(db, filterOf(q), from, to) }
+      return { filter: kpiFilterOf(q), days: await dailyKpis(db, kpiFilterOf(q), from, to) }
     },
   )
 
@@ -107,8 +106,8 @@ export const kpiRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { rt }
     async (req) => {
       const q = req.query as RankingQuerystring
       const { asOfMs, fromMs } = period(q)
-      const { agencies } = await rankAgencies(db, filterOf(q), q.by, asOfMs, fromMs, q.limit)
-      return { by: q.by, asOf: new Date(asOfMs).toISOString(), from: fromMs === null ? null : new Date(fromMs).toISOString(), filter: filterOf(q), agencies }
+      const { agencies } = await rankAgencies(db, kpiFilterOf(q), q.by, asOfMs, fromMs, q.limit)
+      return { by: q.by, asOf: new Date(asOfMs).toISOString(), from: fromMs === null ? null : new Date(fromMs).toISOString(), filter: kpiFilterOf(q), agencies }
     },
   )
 
@@ -144,7 +143,7 @@ export const kpiRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { rt }
           throw new AppError('BAD_REQUEST', '`after` is not a cursor this API returned')
         }
       }
-      const cases = await listCases(db, filterOf(q), q.figure, asOfMs, fromMs, q.limit, after)
+      const cases = await listCases(db, kpiFilterOf(q), q.figure, asOfMs, fromMs, q.limit, after)
       const last = cases[cases.length - 1]
       return {
         figure: q.figure,

@@ -3,7 +3,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { Runtime } from '../infra/runtime.js'
 import { AppError, ErrorBody } from '../errors.js'
 import { DIM_KEY_PATTERN, METRIC_PATTERN } from '../schemas/metric-event.js'
-import { instantParam } from '../schemas/query.js'
+import { periodParam } from '../schemas/query.js'
 import { createTarget, deleteTarget, getTarget, type TargetRow } from '../repositories/targets.repository.js'
 import { allTargets, presentTarget } from '../services/target-status.js'
 import type { ChangeNotice } from '../live/change-notice.js'
@@ -68,9 +68,7 @@ export const targetRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { r
     },
     async (req, reply) => {
       const b = req.body as TargetBody
-      const from = instantParam('period.from', b.period.from, 0)
-      const to = instantParam('period.to', b.period.to, 0)
-      if (to <= from) throw new AppError('BAD_REQUEST', 'period.to must be after period.from')
+      const { fromMs: from, toMs: to } = periodParam(b.period)
       const indicator = { ...b.indicator, dims: b.indicator.dims ?? {} }
       const denominator = b.denominator ? { ...b.denominator, dims: b.denominator.dims ?? {} } : null
       const created = await createTarget(db, { name: b.name, indicator, denominator, operator: b.operator, target: b.target, unit: b.unit ?? null, periodStartMs: from, periodEndMs: to })

@@ -75,3 +75,11 @@ export function instantParam(name: string, raw: string | undefined, fallback: nu
   if (typeof parsed === 'string') throw new AppError('BAD_REQUEST', `${name} ${parsed}`)
   return parsed
 }
+
+/** A period given as {from, to} in a request body: both instants, `to` after `from`. */
+export function periodParam(period: { from: string; to: string }): { fromMs: number; toMs: number } {
+  const fromMs = instantParam('period.from', period.from, 0)
+  const toMs = instantParam('period.to', period.to, 0)
+  if (toMs <= fromMs) throw new AppError('BAD_REQUEST', 'period.to must be after period.from')
+  return { fromMs, toMs }
+}

@@ -39,8 +39,10 @@ export interface LogEntry {
   id: string
   arrivedAt: number
   kind: EventKind
-  /** Each event's JSON text as appended, archived and hashed byte for byte. */
+  /** Each event's JSON text as appended (the fingerprints are taken over these). */
   lines: string[]
+  /** The same events as one NDJSON text, exactly as the log holds it. */
+  text: string
   events: { ts: number }[]
 }
 
@@ -200,7 +202,7 @@ export class PartitionDrainer {
     let head = from.archiveHash
     for (const e of entries) {
       if (e.events.length === 0) continue
-      const events = e.lines.join('\n')
+      const events = e.text
       const hash = link(head, events)
       let minTs = Infinity
       let maxTs = -Infinity
@@ -236,12 +238,12 @@ export class PartitionDrainer {
     for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i] as string] = fields[i + 1] as string
     try {
       const lines = f.e ? f.e.split('\n') : []
-      return { id, arrivedAt: Number(f.at), kind: f.k === EVENT_KINDS.report ? EVENT_KINDS.report : EVENT_KINDS.metric, lines, events: lines.map((l) => JSON.parse(l) as { ts: number }) }
+      return { id, arrivedAt: Number(f.at), kind: f.k === EVENT_KINDS.report ? EVENT_KINDS.report : EVENT_KINDS.metric, lines, text: f.e ?? '', events: lines.map((l) => JSON.parse(l) as { ts: number }) }
     } catch (err) {
       // Only ingest writes the log, so this means the entry was damaged in Redis. Skipping it
       // keeps the partition flowing; the error log names the entry for the auditor.
       this.deps.log.error({ partition: this.partition, entryId: id, err }, 'unreadable log entry skipped')
-      return { id, arrivedAt: 0, kind: EVENT_KINDS.metric, lines: [], events: [] }
+      return { id, arrivedAt: 0, kind: EVENT_KINDS.metric, lines: [], text: '', events: [] }
     }
   }
 
