@@ -15,6 +15,10 @@ import { crosscheckRoutes } from './routes/crosschecks.js'
 import { archiveRoutes } from './routes/archive.js'
 import { auditRoutes } from './routes/audits.js'
 import { webRoutes } from './routes/web.js'
+import { anomalyRoutes } from './routes/anomalies.js'
+import { ruleRoutes } from './routes/rules.js'
+import { alertRoutes } from './routes/alerts.js'
+import { webhookRoutes } from './routes/webhooks.js'
 
 const VERSION = '0.1.0'
 
@@ -71,6 +75,7 @@ export async function buildApp(rt: Runtime): Promise<App> {
         { name: 'targets', description: 'Targets for indicators: completion and projection' },
         { name: 'crosschecks', description: 'Reported totals checked against the events' },
         { name: 'audit', description: 'The raw log archive: export and tamper evidence' },
+        { name: 'alerts', description: 'Anomaly flags, threshold rules, alerts and their delivery (alert stream, webhooks)' },
         { name: 'live', description: 'WebSocket topics' },
         { name: 'ops', description: 'Health and metrics' },
       ],
@@ -88,6 +93,10 @@ export async function buildApp(rt: Runtime): Promise<App> {
   await app.register(crosscheckRoutes, { rt })
   await app.register(archiveRoutes, { rt })
   await app.register(auditRoutes, { rt })
+  await app.register(anomalyRoutes, { rt })
+  await app.register(ruleRoutes, { rt })
+  await app.register(alertRoutes, { rt })
+  await app.register(webhookRoutes, { rt })
   await app.register(liveRoutes, { hub, version: VERSION })
   await app.register(webRoutes, { rt })
 

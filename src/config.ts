@@ -86,6 +86,10 @@ export const SETTINGS = {
   liveCoalesceBytes: setting('LANTERN_LIVE_COALESCE_BYTES', String(256 * 1024), int(0, 1024 * 1024 * 1024), 'Unsent bytes past which a socket gets only the newest value of each bucket instead of every delta'),
   liveMaxBufferedBytes: setting('LANTERN_LIVE_MAX_BUFFERED_BYTES', String(4 * 1024 * 1024), int(1024, 1024 * 1024 * 1024), 'Unsent bytes a socket may hold before it is closed as too slow (close code 4008)'),
   liveMaxCoalesced: setting('LANTERN_LIVE_MAX_COALESCED', '10000', int(1, 10_000_000), 'Distinct values a lagging socket may have waiting before it is closed as too slow (close code 4008)'),
+  alertStreamMaxLen: setting('LANTERN_ALERT_STREAM_MAXLEN', '100000', int(100, 100_000_000), 'Alert changes kept on the Redis alert stream for consumer groups (approximate trim)'),
+  webhookMaxAttempts: setting('LANTERN_WEBHOOK_MAX_ATTEMPTS', '8', int(1, 100), 'Tries per webhook delivery before it goes to the dead-letter list'),
+  webhookBackoffMs: setting('LANTERN_WEBHOOK_BACKOFF_MS', '1000', int(1, 3_600_000), 'First retry delay of a failed webhook delivery; doubles on every further try'),
+  webhookTimeoutMs: setting('LANTERN_WEBHOOK_TIMEOUT_MS', '5000', int(100, 120_000), 'How long a webhook receiver may take to answer before the try counts as failed'),
   dayOffsetMin: setting('LANTERN_DAY_OFFSET_MIN', '0', int(-720, 840), 'Minutes east of UTC where 1d buckets start (420 = UTC+7 midnight); fixed once data exists'),
 } as const
 

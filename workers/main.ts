@@ -5,6 +5,7 @@ import { startDrainWorker } from './drain.worker.js'
 import { startOverdueWorker } from './overdue.worker.js'
 import { startMetricsReporter } from './metrics-reporter.js'
 import { startAuditWorker } from './audit.worker.js'
+import { startWebhookWorker } from './webhook.worker.js'
 import { stopWithSupervisor } from '../src/infra/supervised.js'
 
 /** Worker process: drains the partitioned log into Postgres and runs the overdue check. Run as many as needed. */
@@ -15,13 +16,14 @@ const drain = startDrainWorker(rt)
 const overdue = startOverdueWorker(rt)
 const reporter = startMetricsReporter(rt)
 const audits = startAuditWorker(rt)
+const webhooks = startWebhookWorker(rt)
 rt.log.info({ partitions: config.partitions }, 'worker started')
 
 stopWithSupervisor()
 closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
   if (err) rt.log.error({ err }, 'worker stopping after an error')
   else rt.log.info({ signal }, 'worker stopping: finishing in-flight batches')
-  await Promise.all([drain.close(), overdue.close(), audits.close()])
+  await Promise.all([drain.close(), overdue.close(), audits.close(), webhooks.close()])
   await reporter.close()
   await rt.close()
 })

@@ -20,6 +20,13 @@ export interface Keys {
   drainQueue: string
   maintenanceQueue: string
   auditQueue: string
+  /** Alert state changes for consumers that read with consumer groups (XREADGROUP) and resume after downtime. */
+  alertStream: string
+  /** Marks an alert event as already on the alert stream (same slot as the stream, for the Lua script). */
+  alertStreamed(alertEventId: string): string
+  webhookQueue: string
+  /** Rules and detector settings changed: drainers reload them when this number moves. */
+  configVersion: string
 }
 
 export function makeKeys(prefix: string): Keys {
@@ -38,6 +45,10 @@ export function makeKeys(prefix: string): Keys {
     drainQueue: 'drain',
     maintenanceQueue: 'maintenance',
     auditQueue: 'audit',
+    alertStream: `${prefix}:{alerts}:stream`,
+    alertStreamed: (id) => `${prefix}:{alerts}:streamed:${id}`,
+    webhookQueue: 'webhook',
+    configVersion: `${prefix}:config-version`,
   }
 }
 

@@ -1,0 +1,42 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+export const ALERT_STATUSES = ['pending', 'firing', 'resolved'] as const
+export type AlertStatus = (typeof ALERT_STATUSES)[number]
+
+export const Sample = Type.Object({ ts: Type.String({ format: 'date-time' }), value: Type.Number(), eventId: Type.String() })
+
+/**
+ * One change of an alert's state, exactly as every consumer receives it (live topic, alert stream,
+ * webhook body). `id` grows with every change and is the idempotency key: a consumer that sees an
+ * id again has already handled that change. Changes of one series come in id order.
+ */
+export const AlertEvent = Type.Object(
+  {
+    id: Type.String({ description: 'the change id, also the Idempotency-Key of a webhook delivery' }),
+    alertId: Type.String(),
+    status: Type.Union(ALERT_STATUSES.map((s) => Type.Literal(s))),
+    at: Type.String({ format: 'date-time', description: 'event time of the sample that caused the change' }),
+    rule: Type.Object({
+      id: Type.String(),
+      name: Type.String(),
+      kind: Type.Union([Type.Literal('threshold'), Type.Literal('anomaly')]),
+      severity: Type.String(),
+      labels: Type.Record(Type.String(), Type.String()),
+    }),
+    series: Type.Object({ id: Type.String(), key: Type.String(), metric: Type.String(), dims: Type.Record(Type.String(), Type.String()) }),
+    condition: Type.Object({
+      aggregate: Type.String(),
+      window: Type.Integer({ description: 'seconds' }),
+      op: Type.String(),
+      value: Type.Number(),
+      for: Type.Integer({ description: 'seconds' }),
+    }),
+    value: Type.Number({ description: 'the windowed aggregate at the change' }),
+    pendingAt: Type.String({ format: 'date-time' }),
+    firingAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    resolvedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
+    samples: Type.Array(Sample, { description: 'the samples in the window at the change (newest last, at most 50)' }),
+  },
+  { additionalProperties: false },
+)
+export type AlertEvent = Static<typeof AlertEvent>
