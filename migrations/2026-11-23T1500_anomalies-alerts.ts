@@ -53,6 +53,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('enabled', 'boolean', (c) => c.notNull())
     .addColumn('created_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
     .addColumn('updated_at', 'timestamptz', (c) => c.notNull().defaultTo(sql`now()`))
+    // Deleted rules are kept: their alerts stay in the history.
+    .addColumn('deleted_at', 'timestamptz')
     .execute()
 
   // One rule's evaluation state on one series: its window of samples and where the lifecycle stands.

@@ -27,6 +27,8 @@ export function makeMetrics(role: string) {
       registers,
     }),
     checkpointConflicts: new Counter({ name: 'lantern_drain_checkpoint_conflicts_total', help: 'Drain batches rolled back because another drainer moved the checkpoint', registers }),
+    anomaliesFlagged: new Counter({ name: 'lantern_anomalies_flagged_total', help: 'Samples the detectors flagged', registers }),
+    alertChanges: new Counter({ name: 'lantern_alert_changes_total', help: 'Alert state changes committed (pending, firing, resolved, cancelled)', registers }),
     sockets: new Gauge({ name: 'lantern_live_sockets', help: 'Open live sockets on this hub', registers }),
     liveTopics: new Gauge({ name: 'lantern_live_topics', help: 'Topics with at least one subscriber on this hub', registers }),
     deltasPublished: new Counter({ name: 'lantern_live_deltas_published_total', help: 'Topic deltas this hub computed and published', registers }),

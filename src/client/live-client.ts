@@ -30,7 +30,7 @@ export interface TopicState {
   buckets: LiveBucket[]
   /** Single-valued topics: the value (kpis, agencies, targets). */
   value: Record<string, unknown> | null
-  /** The discrepancies topic: cross-checks, newest last. */
+  /** Event topics (discrepancies, anomalies, alerts): the events, newest last, at most MAX_EVENTS. */
   events: unknown[]
 }
 
@@ -51,6 +51,9 @@ interface Sub {
   bucketMap: Map<string, LiveBucket>
   id: string
 }
+
+/** Events an event topic keeps on the client; older ones drop off. */
+const MAX_EVENTS = 500
 
 const bucketKey = (b: { group?: Record<string, string> | undefined; start: string }): string => `${b.group ? JSON.stringify(b.group) : ''}|${b.start}`
 
@@ -164,8 +167,9 @@ export class LiveClient {
     sub.state.seq = msg.seq
     for (const b of msg.buckets ?? []) sub.bucketMap.set(bucketKey(b), b)
     if (msg.crosschecks !== undefined) sub.state.events = [...(msg.crosschecks as unknown[])].reverse()
-    const { type: _t, topic: _p, seq: _s, buckets: _b, crosschecks: _c, ...value } = msg
-    sub.state.value = msg.buckets === undefined && msg.crosschecks === undefined ? value : null
+    if (msg.events !== undefined) sub.state.events = [...msg.events]
+    const { type: _t, topic: _p, seq: _s, buckets: _b, crosschecks: _c, events: _e, ...value } = msg
+    sub.state.value = msg.buckets === undefined && msg.crosschecks === undefined && msg.events === undefined ? value : msg.open !== undefined ? { open: msg.open } : null
     this.emit(sub)
   }
 
@@ -178,8 +182,8 @@ export class LiveClient {
       const key = bucketKey(b)
       const held = sub.bucketMap.get(key)
       if (!held || (held.v ?? -1) <= msg.v) sub.bucketMap.set(key, b)
-    } else if (msg.crosscheck !== undefined) {
-      sub.state.events = [...sub.state.events, msg.crosscheck]
+    } else if (msg.crosscheck !== undefined || msg.event !== undefined) {
+      sub.state.events = [...sub.state.events, msg.crosscheck ?? msg.event].slice(-MAX_EVENTS)
     } else {
       const { type: _t, topic: _p, seq: _s, ...value } = msg
       if (!sub.state.value || ((sub.state.value.v as number | undefined) ?? -1) <= msg.v) sub.state.value = value

@@ -22,6 +22,8 @@ export interface SeriesBatch {
   lastLateTs: number | null
   /** Values per tumbling bucket, keyed `${widthS}:${startMs}`. */
   buckets: Map<string, BucketValues>
+  /** The on-time samples in log order, for the detectors and rules (which read a series forward in event time). */
+  samples: { ts: number; value: number; id: string }[]
 }
 
 export interface FoldResult {
@@ -64,7 +66,7 @@ export function foldBatch(events: readonly MetricEvent[], watermarkMs: number, s
     const key = seriesKey(e.metric, e.dims)
     let sb = series.get(key)
     if (!sb) {
-      sb = { key, metric: e.metric, dims: e.dims, firstTs: e.ts, lastTs: e.ts, events: 0, lateEvents: 0, lastLateTs: null, buckets: new Map() }
+      sb = { key, metric: e.metric, dims: e.dims, firstTs: e.ts, lastTs: e.ts, events: 0, lateEvents: 0, lastLateTs: null, buckets: new Map(), samples: [] }
       series.set(key, sb)
     }
     sb.events += 1
@@ -76,6 +78,7 @@ export function foldBatch(events: readonly MetricEvent[], watermarkMs: number, s
       if (sb.lastLateTs === null || e.ts > sb.lastLateTs) sb.lastLateTs = e.ts
       return
     }
+    sb.samples.push({ ts: e.ts, value: e.value, id: e.id })
     for (const w of WINDOWS) {
       const startMs = bucketStart(e.ts, w, s.dayOffsetMs)
       const widthS = WINDOW_MS[w] / 1000

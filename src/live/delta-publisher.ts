@@ -191,7 +191,7 @@ export interface GuardedItem {
  * topic's next sequence, appends to its bounded history and fans out to every hub. Returns how
  * many were published.
  */
-export async function publishThroughGuard(rt: Runtime, topicId: string, items: readonly GuardedItem[]): Promise<number> {
+export async function publishThroughGuard(rt: Pick<Runtime, 'redis' | 'keys' | 'config' | 'metrics'>, topicId: string, items: readonly GuardedItem[]): Promise<number> {
   if (items.length === 0) return 0
   const { redis, keys, config, metrics } = rt
   const pipeline = redis.pipeline()

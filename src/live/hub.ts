@@ -9,7 +9,7 @@ import { Outbox } from './outbox.js'
 import type { ChangeNotice } from './change-notice.js'
 import { viewOf } from '../domain/rollup.js'
 import { bucketsInRange, newestStart } from '../repositories/aggregates.repository.js'
-import { listCrosschecks } from '../repositories/crosschecks.repository.js'
+import { eventTopicSnapshot } from './event-topics.js'
 
 interface Subscription {
   lastSeq: number
@@ -42,11 +42,11 @@ const SEQ_PREFIX = /^\{"seq":(\d+),/
 
 /**
  * Which value a delta replaces: a bucket of an aggregate topic, the whole value of a KPI, ranking
- * or targets topic. Discrepancies are events, not values: each keeps its own key.
+ * or targets topic. Discrepancies, anomaly flags and alert changes are events, not values: each keeps its own key.
  */
 function coalescingKey(seq: number, message: string): string {
-  const m = JSON.parse(message) as { topic: string; group?: unknown; bucket?: { start: string }; crosscheck?: unknown }
-  if (m.crosscheck !== undefined) return `${m.topic}|#${seq}`
+  const m = JSON.parse(message) as { topic: string; group?: unknown; bucket?: { start: string }; crosscheck?: unknown; event?: unknown }
+  if (m.crosscheck !== undefined || m.event !== undefined) return `${m.topic}|#${seq}`
   return `${m.topic}|${JSON.stringify(m.group ?? null)}|${m.bucket?.start ?? 'value'}`
 }
 
@@ -232,15 +232,15 @@ export class Hub {
   private async refresh(local: LocalTopic, seq: number, count: number): Promise<void> {
     const topic = local.topic
     // Discrepancies are published as they are recorded; there is nothing to recompute.
-    if (topic.kind === 'discrepancies') return
+    if (topic.kind === 'discrepancies' || topic.kind === 'anomalies' || topic.kind === 'alerts') return
     if (topic.kind === 'aggregate') await this.publisher.publishBuckets(topic, await this.buckets(local, topic, seq, count))
     else await this.publisher.publishSingle(topic, await singleValue(this.rt, topic))
   }
 
   private async snapshotMessage(local: LocalTopic, seq: number, count: number): Promise<string> {
     const topic = local.topic
-    if (topic.kind === 'discrepancies') {
-      return JSON.stringify({ type: 'snapshot', topic: topic.id, seq, crosschecks: await listCrosschecks(this.rt.db, true, 50) })
+    if (topic.kind === 'discrepancies' || topic.kind === 'anomalies' || topic.kind === 'alerts') {
+      return JSON.stringify({ type: 'snapshot', topic: topic.id, seq, ...(await eventTopicSnapshot(this.rt, topic)) })
     }
     if (topic.kind !== 'aggregate') {
       const value = await singleValue(this.rt, topic)

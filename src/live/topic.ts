@@ -59,7 +59,17 @@ export const DiscrepancyTopicSpec = Type.Object(
   { additionalProperties: false, description: 'every cross-check that found a discrepancy, as it is recorded' },
 )
 
-export const TopicSpec = Type.Union([AggregateTopicSpec, KpiTopicSpec, RankingTopicSpec, TargetsTopicSpec, AuditsTopicSpec, DiscrepancyTopicSpec])
+export const AnomaliesTopicSpec = Type.Object(
+  { kind: Type.Literal('anomalies'), metric: Type.Optional(Type.String({ pattern: METRIC_PATTERN, description: 'only this metric (default: every metric)' })) },
+  { additionalProperties: false, description: 'anomaly flags as the drain commits them (events: the snapshot holds the newest, oldest first)' },
+)
+
+export const AlertsTopicSpec = Type.Object(
+  { kind: Type.Literal('alerts') },
+  { additionalProperties: false, description: 'every alert state change (pending, firing, resolved, cancelled) as committed; the snapshot adds the open alerts' },
+)
+
+export const TopicSpec = Type.Union([AggregateTopicSpec, KpiTopicSpec, RankingTopicSpec, TargetsTopicSpec, AuditsTopicSpec, DiscrepancyTopicSpec, AnomaliesTopicSpec, AlertsTopicSpec])
 export type TopicSpec = Static<typeof TopicSpec>
 
 export interface AggregateTopic {
@@ -112,12 +122,36 @@ export interface DiscrepancyTopic {
 
 export const DISCREPANCY_TOPIC: DiscrepancyTopic = { id: 'discrepancies', kind: 'discrepancies', spec: { kind: 'discrepancies' } }
 
-export type Topic = AggregateTopic | KpiTopic | RankingTopic | TargetsTopic | AuditsTopic | DiscrepancyTopic
+export interface AnomaliesTopic {
+  id: string
+  kind: 'anomalies'
+  spec: { kind: 'anomalies'; metric: string | null }
+}
+
+export const ALL_ANOMALIES_TOPIC: AnomaliesTopic = { id: 'anomalies', kind: 'anomalies', spec: { kind: 'anomalies', metric: null } }
+
+export interface AlertsTopic {
+  id: string
+  kind: 'alerts'
+  spec: { kind: 'alerts' }
+}
+
+export const ALERTS_TOPIC: AlertsTopic = { id: 'alerts', kind: 'alerts', spec: { kind: 'alerts' } }
+
+/** Topics whose deltas are events to append (each its own), not values that replace the last. */
+export type EventTopic = DiscrepancyTopic | AnomaliesTopic | AlertsTopic
+
+export type Topic = AggregateTopic | KpiTopic | RankingTopic | TargetsTopic | AuditsTopic | EventTopic
 
 const digest = (canonical: unknown): string => createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 22)
 
 export function topicOf(spec: TopicSpec): Topic {
   if (spec.kind === 'discrepancies') return DISCREPANCY_TOPIC
+  if (spec.kind === 'alerts') return ALERTS_TOPIC
+  if (spec.kind === 'anomalies') {
+    if (spec.metric === undefined) return ALL_ANOMALIES_TOPIC
+    return { id: `anom.${digest({ metric: spec.metric })}`, kind: 'anomalies', spec: { kind: 'anomalies', metric: spec.metric } }
+  }
   if (spec.kind === 'targets') return TARGETS_TOPIC
   if (spec.kind === 'audits') return AUDITS_TOPIC
   if (spec.kind === 'ranking') {

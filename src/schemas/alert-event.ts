@@ -1,12 +1,12 @@
 import { Type, type Static } from '@sinclair/typebox'
 
-export const ALERT_STATUSES = ['pending', 'firing', 'resolved'] as const
+export const ALERT_STATUSES = ['pending', 'firing', 'resolved', 'cancelled'] as const
 export type AlertStatus = (typeof ALERT_STATUSES)[number]
 
-export const Sample = Type.Object({ ts: Type.String({ format: 'date-time' }), value: Type.Number(), eventId: Type.String() })
+export const Sample = Type.Object({ ts: Type.String({ format: 'date-time' }), value: Type.Number(), eventId: Type.String(), score: Type.Optional(Type.Number({ description: 'anomaly rules: the flag score' })) })
 
 /**
- * One change of an alert's state, exactly as every consumer receives it (live topic, alert stream,
+ * One change of an alert's state (cancelled: a pending alert whose condition stopped holding before it fired), exactly as every consumer receives it (live topic, alert stream,
  * webhook body). `id` grows with every change and is the idempotency key: a consumer that sees an
  * id again has already handled that change. Changes of one series come in id order.
  */
@@ -36,6 +36,7 @@ export const AlertEvent = Type.Object(
     firingAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     resolvedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()]),
     samples: Type.Array(Sample, { description: 'the samples in the window at the change (newest last, at most 50)' }),
+    reason: Type.Optional(Type.String({ description: 'why an alert closed without a sample: its rule was disabled or deleted' })),
   },
   { additionalProperties: false },
 )

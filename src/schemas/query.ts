@@ -4,11 +4,11 @@ import { WINDOWS } from '../domain/windows.js'
 import { parseIsoInstant } from '../domain/timestamp.js'
 import { AppError } from '../errors.js'
 
-const dimFilterProps = {
+export const dimFilterProps = {
   patternProperties: { [`^dims\\.${DIM_KEY_PATTERN.slice(1, -1)}$`]: Type.String({ minLength: 1, maxLength: 1024 }) },
 }
 
-const Instant = Type.String({ description: 'ISO-8601 with zone, or epoch milliseconds' })
+export const Instant = Type.String({ description: 'ISO-8601 with zone, or epoch milliseconds' })
 const GroupBy = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}(,[A-Za-z0-9][A-Za-z0-9_.-]{0,63}){0,7}$', description: 'comma-separated dims to group by' })
 
 export const SeriesQuery = Type.Object(
@@ -83,3 +83,14 @@ export function periodParam(period: { from: string; to: string }): { fromMs: num
   if (toMs <= fromMs) throw new AppError('BAD_REQUEST', 'period.to must be after period.from')
   return { fromMs, toMs }
 }
+
+/** A keyset cursor "<epoch ms>.<id>": rows strictly older than it come next. */
+export const Cursor = Type.String({ pattern: '^[0-9]{1,15}\\.[0-9]{1,19}$', description: 'the `next` cursor of the previous page' })
+
+export function cursorParam(raw: string | undefined): { ts: number; id: number } | null {
+  if (raw === undefined) return null
+  const [ts, id] = raw.split('.')
+  return { ts: Number(ts), id: Number(id) }
+}
+
+export const cursorOf = (tsIso: string, id: string): string => `${Date.parse(tsIso)}.${id}`

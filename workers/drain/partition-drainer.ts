@@ -19,6 +19,11 @@ import { loadBuckets, upsertBuckets, type BucketRef } from '../../src/repositori
 import { sql } from 'kysely'
 import { BucketCache, bucketCacheKey } from './bucket-cache.js'
 import type { ChangeNotice } from '../../src/live/change-notice.js'
+import type { Config } from '../../src/config.js'
+import { AlertingConfigCache } from '../../src/services/alerting-config.js'
+import { DetectionStage, type DetectionWritten } from './detection-stage.js'
+import { publishAlertEvents, publishAnomalies } from '../../src/live/event-topics.js'
+import { presentAnomaly } from '../../src/repositories/anomalies.repository.js'
 
 export interface DrainSettings extends FoldSettings {
   batchEvents: number
@@ -27,6 +32,20 @@ export interface DrainSettings extends FoldSettings {
   maxEntries: number
   /** False when rebuilding from an archive: no Redis log to trim, no screens to tell. */
   live?: boolean
+  /** Series whose detector and rule states a drainer keeps in memory. */
+  cacheSeries?: number
+}
+
+export interface DrainDeps {
+  redis: Redis
+  db: Db
+  keys: Keys
+  metrics: Metrics
+  log: Logger
+  config: Config
+  source?: EntrySource
+  /** Sends committed alert changes on (alert stream, webhooks); a sweeper catches whatever this misses. */
+  dispatchAlerts?: () => Promise<unknown>
 }
 
 /** Where a drainer reads log entries from: the partition's Redis stream, or an archive when rebuilding. */
@@ -62,15 +81,19 @@ const entryIdMs = (id: string): number => Number(id.slice(0, id.indexOf('-')))
 export class PartitionDrainer {
   private readonly seriesIds = new Map<string, number>()
   private readonly cache: BucketCache
+  private readonly detection: DetectionStage
+  private readonly alerting: AlertingConfigCache
   private checkpoint: Checkpoint | null = null
   private trimmedAt = 0
 
   constructor(
     readonly partition: number,
-    private readonly deps: { redis: Redis; db: Db; keys: Keys; metrics: Metrics; log: Logger; source?: EntrySource },
+    private readonly deps: DrainDeps,
     private readonly settings: DrainSettings,
   ) {
     this.cache = new BucketCache(settings.cacheBuckets)
+    this.detection = new DetectionStage(deps.db, settings.cacheSeries ?? 20_000)
+    this.alerting = new AlertingConfigCache(deps)
   }
 
   /** Drains one batch; returns the number of events committed (0 when the log is caught up). */
@@ -101,6 +124,7 @@ export class PartitionDrainer {
   /** Forgets cached state; the next batch starts from what Postgres holds. */
   reset(): void {
     this.cache.clear()
+    this.detection.clear()
     this.checkpoint = null
   }
 
@@ -120,11 +144,16 @@ export class PartitionDrainer {
       else samples.push(...(e.events as MetricEvent[]))
     }
     const lastId = (entries[entries.length - 1] as LogEntry).id
+    // Read after the entries: a rule created before an event was posted is seen by the batch holding it.
+    const alerting = await this.alerting.get()
     const fold = foldBatch(samples, from.watermarkMs, this.settings)
     const cases = await foldCases(db, this.partition, reports)
 
     await this.resolveSeriesIds([...fold.series.keys()])
     await this.loadMissingBuckets(fold.series)
+    const seriesList = [...fold.series.values()]
+    await this.detection.prepare(seriesList, this.seriesIds, alerting)
+    const detected = this.detection.run(seriesList)
 
     const touched: { seriesKey: string; metric: string; widthS: number; startMs: number; state: BucketState }[] = []
     for (const sb of fold.series.values()) {
@@ -140,6 +169,7 @@ export class PartitionDrainer {
     const archive = this.archiveRows(entries, from)
     const to = { lastId, watermarkMs: fold.watermarkMs, archiveSeq: archive.nextSeq, archiveHash: archive.head }
     const started = process.hrtime.bigint()
+    let written: DetectionWritten = { anomalies: [], alertEvents: [] }
     await db.transaction().execute(async (trx) => {
       if (!(await advanceCheckpoint(trx, from, to, fold.events + reports.length, fold.lateEvents))) throw new CheckpointMoved()
       const ids = await touchSeries(
@@ -152,6 +182,7 @@ export class PartitionDrainer {
         touched.map((t) => ({ seriesId: this.seriesIds.get(t.seriesKey) as number, widthS: t.widthS, startMs: t.startMs, ...toStored(t.state) })),
       )
       await writeCases(trx, cases.writes)
+      written = await this.detection.write(trx, detected, this.seriesIds, (k) => fold.series.get(k) as (typeof seriesList)[number])
       await archiveEntries(trx, archive.rows)
     })
     metrics.commitLatency.observe(Number(process.hrtime.bigint() - started) / 1e9)
@@ -161,19 +192,43 @@ export class PartitionDrainer {
       this.cache.set(bucketCacheKey(this.seriesIds.get(t.seriesKey) as number, t.widthS, t.startMs), t.state, t.startMs + t.widthS * 1000)
     }
     this.cache.evict(fold.watermarkMs - this.settings.latenessMs)
+    this.detection.evict()
 
     metrics.eventsDrained.inc({ partition: this.partition }, fold.events + reports.length)
     if (fold.lateEvents > 0) metrics.eventsLate.inc({ partition: this.partition }, fold.lateEvents)
     metrics.drainLag.set({ partition: this.partition }, caughtUp ? 0 : Math.max(0, (Date.now() - entryIdMs(lastId)) / 1000))
     log.debug(
-      { partition: this.partition, fromId: from.lastId, toId: lastId, entries: entries.length, samples: fold.events, reports: reports.length, late: fold.lateEvents, buckets: touched.length, cases: cases.writes.length },
+      { partition: this.partition, fromId: from.lastId, toId: lastId, entries: entries.length, samples: fold.events, reports: reports.length, late: fold.lateEvents, buckets: touched.length, cases: cases.writes.length, anomalies: written.anomalies.length, alertChanges: written.alertEvents.length },
       'batch committed',
     )
+    for (const e of written.alertEvents) {
+      log.info({ partition: this.partition, alertEventId: e.id, alertId: e.alertId, ruleId: e.rule.id, seriesId: e.series.id, status: e.status, at: e.at, value: e.value }, 'alert changed')
+    }
     if (this.settings.live !== false) {
       await this.announce(touched, cases.groups)
+      await this.publishDetections(written)
       await this.trim(lastId)
     }
     return fold.events + reports.length
+  }
+
+  /** Live topics and alert delivery, after the commit; the dispatcher's sweeper re-sends any alert change lost here. */
+  private async publishDetections(w: DetectionWritten): Promise<void> {
+    if (w.anomalies.length === 0 && w.alertEvents.length === 0) return
+    this.deps.metrics.anomaliesFlagged.inc(w.anomalies.length)
+    this.deps.metrics.alertChanges.inc(w.alertEvents.length)
+    try {
+      await publishAnomalies(
+        this.deps,
+        w.anomalies.map((a) => presentAnomaly({ ...a, series_id: a.seriesId, ts: new Date(a.ts), event_id: a.eventId })),
+      )
+      await publishAlertEvents(this.deps, w.alertEvents)
+    } catch (err) {
+      this.deps.log.warn({ partition: this.partition, err }, 'anomaly flags or alert changes not published live')
+    }
+    if (w.alertEvents.length > 0 && this.deps.dispatchAlerts) {
+      await this.deps.dispatchAlerts().catch((err: Error) => this.deps.log.warn({ partition: this.partition, err }, 'alert dispatch deferred to the sweeper'))
+    }
   }
 
   /**
