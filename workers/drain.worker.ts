@@ -3,6 +3,7 @@ import { Redis } from 'ioredis'
 import type { Runtime } from '../src/infra/runtime.js'
 import { drainJobId } from '../src/infra/keys.js'
 import { PartitionDrainer } from './drain/partition-drainer.js'
+import { AlertDispatcher, webhookQueue } from '../src/services/alert-dispatch.js'
 
 export interface DrainJobData {
   partition: number
@@ -29,13 +30,17 @@ export function startDrainWorker(rt: Runtime): DrainWorker {
   const connection = new Redis(config.redisUrl, { maxRetriesPerRequest: null, connectionName: 'lantern-worker-bullmq' })
   connection.on('error', (err) => log.warn({ err: err.message }, 'queue connection error'))
   const queue = new Queue<DrainJobData>(keys.drainQueue, { connection, prefix: keys.bullPrefix })
+  // One dispatcher for every partition of this process: commits that land together share a pass.
+  const deliveries = webhookQueue(rt, connection)
+  const dispatcher = new AlertDispatcher({ db: rt.db, redis: rt.redis, keys, log, config, queue: deliveries })
+  const deps = { ...rt, dispatchAlerts: () => dispatcher.dispatch() }
   const drainers = new Map<number, PartitionDrainer>()
   let closing = false
 
   const drainerFor = (partition: number): PartitionDrainer => {
     let d = drainers.get(partition)
     if (!d) {
-      d = new PartitionDrainer(partition, rt, {
+      d = new PartitionDrainer(partition, deps, {
         batchEvents: config.drainBatchEvents,
         cacheBuckets: 200_000,
         latenessMs: config.allowedLatenessSec * 1000,
@@ -98,6 +103,7 @@ export function startDrainWorker(rt: Runtime): DrainWorker {
       clearInterval(timer)
       await worker.close()
       await queue.close()
+      await deliveries.close()
       connection.disconnect()
     },
   }

@@ -51,8 +51,28 @@ end
 return seq
 `
 
+/**
+ * Appends alert changes to the alert stream, each at most once: an event's marker is SET NX first
+ * and only the one call that sets it adds the entry, so two dispatchers (or a redo after a crash)
+ * never add one change twice. Markers share the stream's {alerts} hash tag (one slot for Cluster).
+ * KEYS: stream, marker per event. ARGV: ttl, maxlen, then per event: id, series, status, event JSON.
+ * Returns how many entries were added.
+ */
+const ALERT_STREAM_LUA = `
+local added = 0
+for i = 2, #KEYS do
+  local a = 3 + (i - 2) * 4
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'id', ARGV[a], 'series', ARGV[a + 1], 'status', ARGV[a + 2], 'event', ARGV[a + 3])
+    added = added + 1
+  end
+end
+return added
+`
+
 declare module 'ioredis' {
   interface RedisCommander<Context> {
+    lanternAlertStream(numKeys: number, ...args: (string | number)[]): Result<number, Context>
     lanternAppend(numKeys: number, ...args: (string | number)[]): Result<[string | null, number[]], Context>
     lanternPublishDelta(
       seqKey: string,
@@ -84,6 +104,7 @@ export function makeRedis(url: string, role: RedisRole, name: string): Redis {
   const redis = new Redis(url, options)
   redis.defineCommand('lanternAppend', { lua: APPEND_LUA })
   redis.defineCommand('lanternPublishDelta', { numberOfKeys: 4, lua: PUBLISH_DELTA_LUA })
+  redis.defineCommand('lanternAlertStream', { lua: ALERT_STREAM_LUA })
   // ioredis emits 'error' on every failed reconnect; callers observe state through commands.
   redis.on('error', () => undefined)
   return redis

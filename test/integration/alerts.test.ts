@@ -78,7 +78,7 @@ t.test('rules: defaults, clear 400s, update, delete resolves open alerts', async
     [{ ...RULE, window: '5 minutes' }, /window/],
     [{ ...RULE, op: '=>' }, /op/],
     [{ ...RULE, kind: 'anomaly', aggregate: 'max' }, /aggregate does not apply/],
-    [{ ...RULE, kind: 'anomaly', value: 7 }, /from 0 to 1/],
+    [{ ...RULE, kind: 'anomaly', aggregate: undefined, value: 7 }, /from 0 to 1/],
     [{ ...RULE, extra: 1 }, /additional/i],
     [{ ...RULE, metric: 'bad metric' }, /metric/],
   ] as const
@@ -161,12 +161,14 @@ function rng(seed: number): () => number {
 t.test('an anomaly in a seasonal series is flagged, the seasonal peak itself is not', async (t) => {
   const { app, worker } = await startTestApp(t, { LANTERN_PARTITIONS: '1', LANTERN_ALLOWED_LATENESS_SEC: String(30 * 86400) })
   const rand = rng(7)
+  // Nine days that end before the server clock's today.
+  const S0 = Date.parse('2026-11-01T00:00:00Z')
   const STEP = 5 * MIN
   const days = 9
-  const spikeAt = T0 + 8 * 86_400_000 + 3 * 3_600_000
+  const spikeAt = S0 + 8 * 86_400_000 + 3 * 3_600_000
   const samples = Array.from({ length: (days * 86_400_000) / STEP }, (_, i) => {
-    const ts = T0 + i * STEP
-    const hour = ((ts - T0) % 86_400_000) / 3_600_000
+    const ts = S0 + i * STEP
+    const hour = ((ts - S0) % 86_400_000) / 3_600_000
     // Evening traffic: a tall peak around 18:00 over a quiet night.
     const seasonal = 200 + 600 * Math.exp(-((hour - 18) ** 2) / (2 * 1.5 ** 2))
     const noise = (rand() + rand() + rand() - 1.5) * 20
@@ -179,7 +181,7 @@ t.test('an anomaly in a seasonal series is flagged, the seasonal peak itself is 
 
   const flagged: { ts: string; score: number; detectors: string[]; expectedRange: [number, number]; value: number; eventId: string }[] = []
   for (let before: string | null = null; ; ) {
-    const page = (await app.inject({ url: `/v1/anomalies?metric=traffic.count&dims.camera=C7&limit=50${before ? `&before=${before}` : ''}` })).json()
+    const page: { anomalies: typeof flagged; next: string | null } = (await app.inject({ url: `/v1/anomalies?metric=traffic.count&dims.camera=C7&limit=50${before ? `&before=${before}` : ''}` })).json()
     flagged.push(...page.anomalies)
     if (!page.next) break
     before = page.next
@@ -187,14 +189,14 @@ t.test('an anomaly in a seasonal series is flagged, the seasonal peak itself is 
   const spike = flagged.find((f) => Date.parse(f.ts) === spikeAt)
   t.ok(spike, 'the injected spike is flagged')
   t.ok(spike && spike.score > 0 && spike.score <= 1 && spike.detectors.length > 0 && spike.expectedRange[1] < spike.value, 'with score, detectors and the expected range below the value')
-  t.equal(spike?.eventId, `t-${(spikeAt - T0) / STEP}`)
+  t.equal(spike?.eventId, `t-${(spikeAt - S0) / STEP}`)
   const peakFlags = flagged.filter((f) => {
     const ms = Date.parse(f.ts)
-    const hour = ((ms - T0) % 86_400_000) / 3_600_000
-    return ms >= T0 + 5 * 86_400_000 && hour >= 14 && hour <= 22
+    const hour = ((ms - S0) % 86_400_000) / 3_600_000
+    return ms >= S0 + 5 * 86_400_000 && hour >= 14 && hour <= 22
   })
   t.same(peakFlags, [], 'no flag on the evening peaks once the seasonal baseline knows them')
   t.ok(flagged.every((f, i) => i === 0 || Date.parse(f.ts) <= Date.parse((flagged[i - 1] as { ts: string }).ts)), 'newest first across pages')
-  const warmup = flagged.filter((f) => Date.parse(f.ts) < T0 + 30 * STEP)
+  const warmup = flagged.filter((f) => Date.parse(f.ts) < S0 + 30 * STEP)
   t.same(warmup, [], 'no flag during warm-up')
 })
