@@ -4,6 +4,7 @@ import { sql } from 'kysely'
 import { startTestApp } from '../helpers/context.js'
 import { drainAll, makeDrainers } from '../helpers/drain.js'
 import type { Db } from '../../src/infra/db.js'
+import { Client } from '../helpers/ws-client.js'
 
 const MIN = 60_000
 const T0 = Date.parse('2026-11-20T00:00:00Z')
@@ -144,6 +145,36 @@ t.test('a worker killed mid-batch causes no duplicate or lost alert', async (t) 
   t.ok([...perSeries.values()].every((s) => s.join() === 'pending,firing,resolved'), 'each exactly pending, firing, resolved')
   const alertIds = new Set(got.map((c) => c.alert_id))
   t.equal(alertIds.size, stations.length, 'one alert per station')
+
+  await waitFor('every change to be dispatched', async () => Number((await sql<{ n: string }>`SELECT count(*)::text AS n FROM alert_events WHERE dispatched_at IS NULL`.execute(api.db)).rows[0]?.n) === 0, 30_000)
+  const stream = await api.redis.xrange(api.keys.alertStream, '-', '+')
+  const streamed = stream.map(([, f]) => f[f.indexOf('id') + 1])
+  t.equal(streamed.length, got.length, 'the alert stream holds each change once')
+  t.equal(new Set(streamed).size, got.length)
+})
+
+t.test('screens hear alert changes and anomaly flags on their live topics', async (t) => {
+  const { app, worker, wsUrl } = await startTestApp(t, { LANTERN_PARTITIONS: '1' }, { listen: true })
+  await app.inject({ method: 'POST', url: '/v1/rules', payload: RULE })
+  const c = new Client(wsUrl)
+  t.teardown(() => c.ws.close())
+  await c.opened()
+  c.send({ type: 'subscribe', topic: { kind: 'alerts' } })
+  c.send({ type: 'subscribe', topic: { kind: 'anomalies', metric: 'water.level' } })
+  t.same((await c.next((m) => m.type === 'snapshot' && m.topic === 'alerts')).events, [])
+  await c.next((m) => m.type === 'snapshot' && m.topic !== 'alerts')
+
+  // A steady river for two hours, then the flood: the level jumps far outside anything seen.
+  const steady = Array.from({ length: 120 }, (_, minute) => ({ station: 'kim-long', minute, value: 1 + (minute % 7) * 0.01 }))
+  const surge = Array.from({ length: 10 }, (_, i) => ({ station: 'kim-long', minute: 120 + i, value: 3.5 }))
+  await app.inject({ method: 'POST', url: '/v1/metrics', payload: events([...steady, ...surge]) })
+  await drainAll(makeDrainers(worker))
+  const pending = await c.next((m) => m.type === 'delta' && m.topic === 'alerts')
+  t.match(pending.event, { status: 'pending', rule: { name: RULE.name, severity: 'critical' }, series: { dims: { station: 'kim-long' } }, value: 3.5 })
+  const firing = await c.next((m) => m.type === 'delta' && m.topic === 'alerts')
+  t.match(firing.event, { status: 'firing', at: new Date(T0 + 125 * MIN).toISOString() })
+  const flag = await c.next((m) => m.type === 'delta' && m.topic !== 'alerts')
+  t.match(flag.event, { metric: 'water.level', ts: new Date(T0 + 120 * MIN).toISOString(), value: 3.5 })
 })
 
 /** A small deterministic PRNG, so the series is the same on every run. */
