@@ -4,17 +4,18 @@ import type { MetricEvent } from '../schemas/metric-event.js'
 import type { ReportEvent } from '../schemas/report-event.js'
 import { caseKey } from '../schemas/report-event.js'
 import { EVENT_KINDS } from '../schemas/log-entry.js'
-import { judgeLateness, type FoldSettings } from '../domain/fold.js'
-import { WINDOWS, WINDOW_MS, bucketStart } from '../domain/windows.js'
-import { seriesKey } from '../domain/series-key.js'
-import { addMoment, emptyMoments, observeLast, type Moments } from '../domain/bucket.js'
+import type { FoldSettings } from '../domain/fold.js'
 import { deriveCase, sortCaseEvents, type CaseEventRecord } from '../domain/case-state.js'
+import { MetricReplay, type DerivedBucket } from './audit/metric-replay.js'
+import { parseEntry } from './audit/parse-entry.js'
 
 const PAGE = 500
 /** Event ids listed per mismatch: enough to start an investigation, bounded for huge buckets. */
 const MAX_IDS = 100
-/** Events folded at once in a replay. */
-const FOLD_BATCH = 20_000
+/** Archived entries folded between two turns of the event loop. */
+const YIELD_EVERY = 25
+/** Progress is reported after about this many replayed events. */
+const PROGRESS_EVERY = 20_000
 
 export interface AuditMismatch {
   what: 'bucket' | 'case'
@@ -40,25 +41,35 @@ const BUCKET_FIELDS = ['count', 'sum', 'min', 'max', 'mean', 'm2', 'last'] as co
 /**
  * Reads every archived entry of one kind in (partition, sequence) order: the order the drain
  * folded them. The next page is fetched while the caller folds this one, so Postgres and the fold
- * work side by side.
+ * work side by side, and the event loop gets a turn every few entries, so the next page is read
+ * off the socket meanwhile (and the process stays responsive). `onLastPage` runs once the last
+ * page has arrived, which may be while the page before it is still being handed out.
  */
-async function* archived(db: Db, kind: string): AsyncGenerator<{ partition: number; text: string }> {
-  const page = (after: { partition: number; firstSeq: number }) =>
-    sql<{ partition: number; first_seq: number; events: string }>`
+async function* archived(db: Db, kind: string, onLastPage?: () => void): AsyncGenerator<{ partition: number; text: string }> {
+  const page = (after: { partition: number; firstSeq: number }) => {
+    const read = sql<{ partition: number; first_seq: number; events: string }>`
       SELECT partition, first_seq, events FROM log_archive WHERE kind = ${kind} AND (partition, first_seq) > (${after.partition}, ${after.firstSeq})
       ORDER BY partition, first_seq LIMIT ${PAGE}`.execute(db)
+    // As soon as it arrives, not when its turn to be folded comes; a failure is thrown below.
+    read.then(({ rows }) => rows.length < PAGE && onLastPage?.(), () => undefined)
+    return read
+  }
   let pending = page({ partition: -1, firstSeq: -1 })
   for (;;) {
     const { rows } = await pending
     const last = rows[rows.length - 1]
-    if (last && rows.length === PAGE) pending = page({ partition: last.partition, firstSeq: last.first_seq })
-    for (const r of rows) if (r.events !== '') yield { partition: r.partition, text: r.events }
-    if (!last || rows.length < PAGE) return
+    const more = last !== undefined && rows.length === PAGE
+    if (more) pending = page({ partition: last.partition, firstSeq: last.first_seq })
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i] as (typeof rows)[number]
+      if (r.events !== '') yield { partition: r.partition, text: r.events }
+      if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise(setImmediate)
+    }
+    if (!more) return
   }
 }
 
-/** An entry's NDJSON as events: one parse of the whole entry is cheaper than one per line. */
-const parseEntry = <T>(text: string): T[] => JSON.parse(`[${text.replaceAll('\n', ',')}]`) as T[]
+type StoredBucket = { key: string; width_s: number; start: Date } & Record<(typeof BUCKET_FIELDS)[number], number | null>
 
 /**
  * Re-derives, from the raw log archive alone, every aggregate bucket starting in [from, to) and
@@ -68,53 +79,51 @@ const parseEntry = <T>(text: string): T[] => JSON.parse(`[${text.replaceAll('\n'
  * lateness, depends on everything before), so untouched data gives no difference at all.
  */
 export async function auditRange(db: Db, fromMs: number, toMs: number, settings: FoldSettings, onProgress?: (events: number) => void): Promise<AuditReport> {
-  let replayed = 0
-  const derived = new Map<string, Moments>()
-  const watermark = new Map<number, number>()
-  // Consecutive entries of one partition are judged as one run: the lateness rule carries the
-  // watermark from event to event, so grouping changes nothing but the overhead.
-  let pending: MetricEvent[] = []
-  let pendingPartition = -1
-  const flush = (): void => {
-    if (pending.length === 0) return
-    const next = judgeLateness(pending, watermark.get(pendingPartition) ?? 0, settings.latenessMs, (e, late) => {
-      if (late) return
-      let key: string | null = null
-      for (const w of WINDOWS) {
-        const startMs = bucketStart(e.ts, w, settings.dayOffsetMs)
-        if (startMs < fromMs || startMs >= toMs) continue
-        key ??= seriesKey(e.metric, e.dims)
-        const k = `${key}|${WINDOW_MS[w] / 1000}|${startMs}`
-        let st = derived.get(k)
-        if (!st) derived.set(k, (st = emptyMoments()))
-        addMoment(st, e.value)
-        observeLast(st, e.ts, e.value)
-      }
-    })
-    watermark.set(pendingPartition, next)
-    replayed += pending.length
-    onProgress?.(replayed)
-    pending = []
-  }
-  for await (const entry of archived(db, EVENT_KINDS.metric)) {
-    if (entry.partition !== pendingPartition || pending.length >= FOLD_BATCH) {
-      flush()
-      pendingPartition = entry.partition
-    }
-    for (const e of parseEntry<MetricEvent>(entry.text)) pending.push(e)
-  }
-  flush()
-
-  const mismatches: AuditMismatch[] = []
-  const { rows: stored } = await sql<{ key: string; width_s: number; start: Date } & Record<(typeof BUCKET_FIELDS)[number], number | null>>`
+  const replay = new MetricReplay(fromMs, toMs, settings)
+  // The stored buckets are read once the archive has been read (as ever), while its last page is
+  // still being folded.
+  let storedRead: Promise<{ rows: StoredBucket[] }> | undefined
+  const readStored = (): Promise<{ rows: StoredBucket[] }> => sql<StoredBucket>`
     SELECT s.key, b.width_s, b.start, b.count, b.sum, b.min, b.max, b.mean, b.m2, b.last FROM aggregate_buckets b JOIN series s ON s.id = b.series_id
     WHERE b.start >= ${new Date(fromMs).toISOString()}::timestamptz AND b.start < ${new Date(toMs).toISOString()}::timestamptz`.execute(db)
-  const seen = new Set<string>()
+  const startStoredRead = (): void => {
+    storedRead = readStored()
+    // Awaited below; until then a failure must not count as unhandled.
+    storedRead.catch(() => undefined)
+  }
+  let reported = 0
+  for await (const entry of archived(db, EVENT_KINDS.metric, startStoredRead)) {
+    replay.addEntry(entry.partition, entry.text)
+    if (replay.events - reported >= PROGRESS_EVERY) onProgress?.((reported = replay.events))
+  }
+  if (replay.events !== reported) onProgress?.(replay.events)
+  let replayed = replay.events
+
+  const mismatches: AuditMismatch[] = []
+  const { rows: stored } = await (storedRead ?? readStored())
+  // Stored buckets found among the derived ones, and the keys of those that were not.
+  const matched = new Set<DerivedBucket>()
+  const unmatched = new Set<string>()
   for (const row of stored) {
     const startMs = row.start.getTime()
+    const d = replay.find(row.key, row.width_s, startMs)
+    if (d) {
+      matched.add(d)
+      const last = Number.isFinite(d.lastTs) ? d.last : null
+      if (
+        sameNumber(row.count, d.count) &&
+        sameNumber(row.sum, d.sum) &&
+        sameNumber(row.min, d.min) &&
+        sameNumber(row.max, d.max) &&
+        sameNumber(row.mean, d.mean) &&
+        sameNumber(row.m2, d.m2) &&
+        sameNumber(row.last, last)
+      ) {
+        continue
+      }
+    }
     const k = `${row.key}|${row.width_s}|${startMs}`
-    seen.add(k)
-    const d = derived.get(k)
+    if (!d) unmatched.add(k)
     const values: Record<string, number | null> = d
       ? { count: d.count, sum: d.sum, min: d.min, max: d.max, mean: d.mean, m2: d.m2, last: Number.isFinite(d.lastTs) ? d.last : null }
       : { count: 0 }
@@ -124,9 +133,10 @@ export async function auditRange(db: Db, fromMs: number, toMs: number, settings:
       }
     }
   }
-  for (const [k, d] of derived) {
-    if (seen.has(k)) continue
-    mismatches.push({ what: 'bucket', key: k, field: 'count', stored: null, derived: d.count, eventIds: [] })
+  const derived = replay.buckets()
+  for (const d of derived) {
+    if (matched.has(d)) continue
+    mismatches.push({ what: 'bucket', key: d.key, field: 'count', stored: null, derived: d.count, eventIds: [] })
   }
   if (mismatches.length > 0) await attachBucketEvents(db, mismatches)
 
@@ -137,7 +147,7 @@ export async function auditRange(db: Db, fromMs: number, toMs: number, settings:
     from: new Date(fromMs).toISOString(),
     to: new Date(toMs).toISOString(),
     eventsReplayed: replayed,
-    bucketsCompared: Math.max(seen.size, derived.size),
+    bucketsCompared: Math.max(matched.size + unmatched.size, derived.length),
     casesCompared: cases.compared,
     mismatches,
   }
