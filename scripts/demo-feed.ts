@@ -8,8 +8,11 @@
  * - Cases: citizen field reports (paht) and dossiers (dvc), received → assigned → in_progress →
  *   resolved or rejected, some rated, each with a due time; some stall and go overdue. Case time is
  *   compressed to minutes so lifecycles play out while one watches.
+ * - Alert rules, created at start when missing (by name): the Perfume River at or above 3 m for two
+ *   minutes in province 46 (critical; fires and resolves with every flood), and PM2.5 anomaly flags
+ *   with a score of at least 0.8 in any province (warning). The screen's alert feed shows them.
  * - Targets, created once, and every minute a province reporting its figures for a past ten-minute
- *   slot, sometimes mistyped: the discrepancies the screen's alert feed shows.
+ *   slot, sometimes mistyped: the discrepancies the screen lists under its alerts.
  * It backfills the past hour first, so the screen is full at once. Backfill and case event ids are
  * derived from what they describe, so a restarted feed re-sends them as duplicates, never twice.
  */
@@ -214,6 +217,46 @@ async function reportFigures(now: number): Promise<void> {
   if (res.status !== 201) console.error(`[demo-feed] POST /v1/crosschecks: ${res.status} ${await res.text()}`)
 }
 
+// ---- alert rules ---------------------------------------------------------------------------
+
+/** The flood desk's threshold rule (each river gauge of the flood province on its own) and an anomaly rule on PM2.5. */
+const RULES = [
+  {
+    name: 'Sông Hương vượt báo động 3 (3 m) / Huong river above alarm level 3',
+    metric: 'river.level',
+    dims: { province: FLOOD.province },
+    aggregate: 'max',
+    window: '1m',
+    op: '>=',
+    value: 3,
+    for: '2m',
+    severity: 'critical',
+    labels: { desk: 'flood' },
+  },
+  { name: 'PM2.5 bất thường / PM2.5 anomaly', kind: 'anomaly', metric: 'air.pm25', dims: { province: '*' }, value: 0.8, window: '5m', severity: 'warning', labels: { desk: 'environment' } },
+]
+
+/**
+ * Creates the rules the server does not have yet (by name), before the first sample is posted: a
+ * rule applies from the next batch on, and the backfilled hour should already hold a flood that
+ * fired and resolved. Returns false on a server without rules (the demo then runs without alerts).
+ */
+async function ensureRules(): Promise<boolean> {
+  const res = await fetch(`${base}/v1/rules`)
+  if (res.status === 404) {
+    console.error('[demo-feed] this server has no /v1/rules; running without alert rules')
+    return false
+  }
+  if (!res.ok) throw new Error(`GET /v1/rules: ${res.status}`)
+  const existing = new Set(((await res.json()) as { rules: { name: string }[] }).rules.map((r) => r.name))
+  for (const rule of RULES.filter((r) => !existing.has(r.name))) {
+    const created = await fetch(`${base}/v1/rules`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(rule) })
+    if (created.status !== 201) throw new Error(`POST /v1/rules: ${created.status} ${await created.text()}`)
+    console.error(`[demo-feed] rule created: ${rule.name}`)
+  }
+  return true
+}
+
 async function getJson(path: string): Promise<Json> {
   const res = await fetch(`${base}${path}`)
   if (!res.ok) throw new Error(`GET ${path}: ${res.status}`)
@@ -235,10 +278,20 @@ async function post(path: string, events: Json[]): Promise<boolean> {
 
 let queue: Planned[] = backfillSamples(Date.now())
 let plannedUpTo = Math.floor(Date.now() / MIN) - BACKFILL_MIN - 1
+let rulesReady = false
 let targetsReady = false
 let ticks = 0
 
 async function tick(): Promise<void> {
+  if (!rulesReady) {
+    try {
+      await ensureRules()
+      rulesReady = true
+    } catch (err) {
+      // Nothing is posted before the rules exist, or the backfilled flood would raise no alert.
+      return console.error(`[demo-feed] ${(err as Error).message}; retrying`)
+    }
+  }
   const now = Date.now()
   maybeInjectAnomaly(now)
   const nowMinute = Math.floor(now / MIN)

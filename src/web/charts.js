@@ -10,13 +10,13 @@ const charts = new Set()
 const anomalies = new Map()
 
 /**
- * Anomaly markers of a metric: [{ ts: epoch ms, value?: number }]. Lantern has no anomaly
- * detection yet, so nothing feeds this hook today; it is exposed as window.lantern.setAnomalies
- * for the future anomaly topic to call.
+ * Anomaly markers of a metric: [{ ts: epoch ms, value?: number }]. main.js feeds it from the
+ * `anomalies` topic of each chart's metric (flags of the selected province); it is also exposed as
+ * window.lantern.setAnomalies. The y scale stretches to keep every marker of the hour in view.
  */
 export function setAnomalies(metric, markers) {
   anomalies.set(metric, markers)
-  for (const c of charts) if (c.metric === metric) c.redraw()
+  for (const c of charts) if (c.metric === metric) c.rescale()
 }
 
 // The time axis moves on with the clock even when a metric falls silent.
@@ -30,6 +30,7 @@ export function createChart(parent, { metric, threshold }) {
   const title = h('h3', {}, metricLabel(metric))
   const latest = h('span', { class: 'latest' }, '—')
   const legend = h('div', { class: 'legend' })
+  const anomalyKey = h('span', { class: 'key anomaly', hidden: true })
   const plotBox = h('div', { class: 'plot' }, h('div', { class: 'empty' }, t('chart.noData')))
   const card = h('article', { class: 'chart', dataset: { metric, buckets: '0', anomalies: '0', over: 'false' } },
     h('header', {}, title, h('span', { class: 'badge' }, t('chart.over')), latest), legend, plotBox)
@@ -50,7 +51,7 @@ export function createChart(parent, { metric, threshold }) {
       height: plotBox.clientHeight || 150,
       legend: { show: false },
       cursor: { drag: { x: false, y: false } },
-      scales: { x: { time: true, range: lastHour }, y: { range: (_u, min, max) => paddedRange(min, max, threshold) } },
+      scales: { x: { time: true, range: lastHour }, y: { range: (_u, min, max) => paddedRange(...withMarkers(min, max, anomalies.get(metric)), threshold) } },
       axes: [
         { ...axis(2, 5), values: (_u, splits) => splits.map((s) => hm(s * 1000)) },
         { ...axis(3.5, 2.5), values: (_u, splits) => splits.map((v) => num(v, 2)) },
@@ -60,7 +61,10 @@ export function createChart(parent, { metric, threshold }) {
         draw: [
           (u) => {
             drawThreshold(u, threshold)
-            card.dataset.anomalies = String(drawAnomalies(u, anomalies.get(metric) ?? []))
+            const drawn = drawAnomalies(u, anomalies.get(metric) ?? [])
+            card.dataset.anomalies = String(drawn)
+            anomalyKey.hidden = drawn === 0
+            anomalyKey.textContent = t('chart.anomalies', { n: num(drawn) })
           },
         ],
       },
@@ -79,6 +83,7 @@ export function createChart(parent, { metric, threshold }) {
       h('span', { class: 'key mean' }, t('chart.mean')),
       h('span', { class: 'key max' }, t('chart.max')),
       ...(threshold === null ? [] : [h('span', { class: 'key threshold' }, t('chart.threshold', { v: num(threshold, 2) }))]),
+      anomalyKey,
     )
     u.redraw(false, true)
   }
@@ -86,6 +91,7 @@ export function createChart(parent, { metric, threshold }) {
 
   // Deltas can come many times a second; draw at most once a frame.
   let pending = null
+  let rescaling = false
   const flush = () => {
     const recent = pending.slice(-BUCKETS)
     pending = null
@@ -104,6 +110,15 @@ export function createChart(parent, { metric, threshold }) {
     },
     redraw: () => u.redraw(false),
     advance: () => u.setData(u.data),
+    /** Recomputes the scales and redraws, at most once a frame (flags can come in bursts). */
+    rescale() {
+      if (rescaling) return
+      rescaling = true
+      requestAnimationFrame(() => {
+        rescaling = false
+        if (charts.has(chart)) u.setData(u.data)
+      })
+    },
     relabel,
     destroy() {
       charts.delete(chart)
@@ -120,6 +135,18 @@ export function createChart(parent, { metric, threshold }) {
 function lastHour() {
   const end = (Math.floor(Date.now() / 60_000) + 1) * 60
   return [end - BUCKETS * 60, end]
+}
+
+/** The data range, widened to the values of the markers inside the hour shown (a sensor stuck at 0 is below every mean). */
+function withMarkers(min, max, markers = []) {
+  if (min === null || max === null) return [min, max]
+  const [from, to] = lastHour()
+  for (const m of markers) {
+    if (typeof m.value !== 'number' || m.ts / 1000 < from || m.ts / 1000 > to) continue
+    min = Math.min(min, m.value)
+    max = Math.max(max, m.value)
+  }
+  return [min, max]
 }
 
 /** The data range, stretched to include the threshold so its distance stays visible. */

@@ -1,5 +1,7 @@
+import { inProvince } from './alerts.js'
+import { metricLabel } from './charts.js'
 import { h } from './dom.js'
-import { clock, duration, getLang, num, pct, t } from './i18n.js'
+import { clock, day, duration, getLang, has, hm, num, pct, t } from './i18n.js'
 import { provinceName } from './provinces.js'
 
 const TILES = [
@@ -54,25 +56,84 @@ export function renderTargets(root, targets) {
 }
 
 const MAX_ALERTS = 30
+const MAX_DISCREPANCIES = 30
 const shown = new Set()
+/**
+ * Whether a feed item is new since the list was first drawn from its topic (the caller sets
+ * `data-live` on the list then): those flash once, the first snapshot does not.
+ */
+const isFresh = (root, key) => {
+  const fresh = root.dataset.live === 'true' && !shown.has(key)
+  shown.add(key)
+  return fresh
+}
+const OPS = { '>': '>', '>=': '≥', '<': '<', '<=': '≤', '==': '=', '!=': '≠' }
+
+/** The time of day; with the date when it is not today. */
+const when = (ms) => (new Date(ms).toDateString() === new Date().toDateString() ? clock(ms) : `${day(ms)} ${hm(ms)}`)
+
+/** "value 3,42 / threshold ≥ 3", or the anomaly score against the least score of an anomaly rule. */
+function figures(a) {
+  const digits = a.rule.kind === 'anomaly' ? 2 : Math.abs(a.value) >= 100 ? 0 : 2
+  const value = num(a.value, digits)
+  if (a.threshold === null || a.op === null) return t('alert.valueOnly', { value })
+  return t(a.rule.kind === 'anomaly' ? 'alert.score' : 'alert.value', { value, op: OPS[a.op] ?? a.op, threshold: num(a.threshold, 2) })
+}
+
+/** Where: the province by name, then the series' other dims (station, district, ...). */
+function where(dims, lang) {
+  const rest = Object.entries(dims).filter(([k]) => k !== 'province').map(([k, v]) => (k === 'station' ? t('alert.station', { station: v }) : `${k} ${v}`))
+  return [dims.province === undefined ? t('national') : provinceName(dims.province, lang), ...rest].join(' · ')
+}
 
 /**
- * The alert feed. Lantern has no alert API yet, so the feed shows the discrepancies topic: each
- * cross-check whose reported figures differ from the events, newest first. With a province
- * selected, only that province's.
+ * The alert feed: one entry per alert (rule and series) at its latest state, newest change first,
+ * coloured by severity; resolved and cancelled ones stay, dimmed. With a province selected, alerts
+ * of other provinces are left out (those without a province dim stay). `alerts` comes from
+ * alertFeed() in alerts.js.
  */
-export function renderAlerts(root, crosschecks, province) {
-  const items = crosschecks.filter((c) => !province || c.filter?.province === province).slice(-MAX_ALERTS).reverse()
+export function renderAlerts(root, alerts, province) {
+  const items = alerts.filter((a) => inProvince(a, province))
+  const firing = items.filter((a) => a.status === 'firing').length
+  const count = root.closest('.panel')?.querySelector('.count')
+  if (count) {
+    count.textContent = firing > 0 ? t('alerts.open', { n: num(firing) }) : ''
+    count.hidden = firing === 0
+  }
   if (items.length === 0) return root.replaceChildren(h('li', { class: 'empty' }, t('alerts.empty')))
   const lang = getLang()
   root.replaceChildren(
+    ...items.slice(0, MAX_ALERTS).map((a) => {
+      const fresh = isFresh(root, `alert:${a.id}:${a.status}`)
+      const open = a.status === 'pending' || a.status === 'firing'
+      return h('li', { class: `alert${fresh ? ' fresh' : ''}`, dataset: { alert: a.id, status: a.status, severity: a.severity, rule: a.rule.id, metric: a.metric } },
+        h('div', { class: 'head' },
+          h('span', { class: 'state' }, t(`alert.status.${a.status}`)),
+          h('span', { class: 'severity' }, has(`alert.severity.${a.severity}`) ? t(`alert.severity.${a.severity}`) : a.severity),
+          h('time', { datetime: new Date(a.at).toISOString() }, when(a.at))),
+        h('div', { class: 'rule' }, a.rule.name),
+        h('div', { class: 'series' }, `${where(a.dims, lang)} · ${metricLabel(a.metric)}`),
+        h('div', { class: 'figures' }, figures(a), open && a.since < a.at ? ` · ${t('alert.since', { time: clock(a.since) })}` : ''),
+      )
+    }),
+  )
+}
+
+/**
+ * Cross-checks whose reported figures differ from the events (the discrepancies topic), newest
+ * first, with links to the cases behind them. With a province selected, only that province's.
+ */
+export function renderDiscrepancies(root, crosschecks, province) {
+  const items = crosschecks.filter((c) => !province || c.filter?.province === province).slice(-MAX_DISCREPANCIES).reverse()
+  if (items.length === 0) return root.replaceChildren(h('li', { class: 'empty' }, t('discrepancies.empty')))
+  const lang = getLang()
+  root.replaceChildren(
     ...items.map((c) => {
-      const fresh = !shown.has(c.id)
-      shown.add(c.id)
-      const where = c.filter?.province ? provinceName(c.filter.province, lang) : t('national')
+      const fresh = isFresh(root, `crosscheck:${c.id}`)
+      const place = c.filter?.province ? provinceName(c.filter.province, lang) : t('national')
       const service = c.filter?.service ? t(`service.${c.filter.service}`) : t('service.all')
-      return h('li', { class: `alert${fresh ? ' fresh' : ''}`, dataset: { crosscheck: c.id } },
-        h('div', { class: 'head' }, h('time', {}, clock(Date.parse(c.createdAt))), h('strong', {}, t('alerts.title', { province: where, service }))),
+      return h('li', { class: `discrepancy${fresh ? ' fresh' : ''}`, dataset: { crosscheck: c.id } },
+        h('div', { class: 'head' }, h('time', {}, when(Date.parse(c.createdAt))), h('strong', {}, t('alerts.title', { province: place, service }))),
         h('ul', {}, ...c.discrepancies.map((d) =>
           h('li', {},
             t('alerts.line', { figure: t(`figure.${d.figure}`), reported: num(d.reported), computed: num(d.computed), diff: `${d.difference > 0 ? '+' : ''}${num(d.difference)}` }),
