@@ -69,7 +69,9 @@ export interface AlertView {
   id: string
   status: AlertStatus
   severity: string
-  rule: { id: string; name: string; kind: string }
+  rule: { id: string; name: string; kind: string; labels: Record<string, string> }
+  /** The rule's condition now (a rule changed since keeps the alert but shows its new condition). */
+  condition: { aggregate: string; window: number; op: string; value: number; for: number }
   series: { id: string; metric: string; dims: Record<string, string> }
   value: number
   pendingAt: string
@@ -96,6 +98,12 @@ interface Raw {
   rule_id: number
   rule_name: string
   rule_kind: string
+  rule_labels: Record<string, string>
+  aggregate: string
+  window_s: number
+  op: string
+  threshold: number
+  for_s: number
   series_id: number
   metric: string
   dims: Record<string, string>
@@ -112,7 +120,8 @@ const present = (r: Raw): AlertView => ({
   id: String(r.id),
   status: r.status,
   severity: r.severity,
-  rule: { id: String(r.rule_id), name: r.rule_name, kind: r.rule_kind },
+  rule: { id: String(r.rule_id), name: r.rule_name, kind: r.rule_kind, labels: r.rule_labels },
+  condition: { aggregate: r.rule_kind === 'anomaly' ? 'max_score' : r.aggregate, window: r.window_s, op: r.op, value: r.threshold, for: r.for_s },
   series: { id: String(r.series_id), metric: r.metric, dims: r.dims },
   value: r.value,
   pendingAt: r.pending_at.toISOString(),
@@ -133,7 +142,8 @@ export async function listAlerts(db: Db, q: AlertQuery): Promise<AlertView[]> {
 
 async function selectAlerts(db: Db, where: RawBuilder<unknown>, limit: number): Promise<AlertView[]> {
   const { rows } = await sql<Raw>`
-    SELECT a.id, a.status, a.severity, a.rule_id, r.name AS rule_name, r.kind AS rule_kind, a.series_id, s.metric, s.dims, a.value,
+    SELECT a.id, a.status, a.severity, a.rule_id, r.name AS rule_name, r.kind AS rule_kind, r.labels AS rule_labels, r.aggregate, r.window_s, r.op,
+           r.value AS threshold, r.for_s, a.series_id, s.metric, s.dims, a.value,
            a.pending_at, a.firing_at, a.resolved_at, a.cause, a.resolution, a.updated_at
     FROM alerts a JOIN alert_rules r ON r.id = a.rule_id JOIN series s ON s.id = a.series_id
     WHERE true ${where}
