@@ -1,4 +1,6 @@
 import type { Db } from '../../src/infra/db.js'
+import type { Logger } from 'pino'
+import { AnomalyStateError } from '../../src/domain/anomaly/state-codec.js'
 import type { SeriesBatch } from '../../src/domain/fold.js'
 import { ruleMatches, type Rule } from '../../src/domain/alerting/rule.js'
 import { evaluate, initialRuleState, type RuleSeriesState, type Transition, type WindowSample } from '../../src/domain/alerting/rule-eval.js'
@@ -58,6 +60,7 @@ export class DetectionStage {
 
   constructor(
     private readonly db: Db,
+    private readonly log: Logger,
     private readonly maxSeries: number,
   ) {}
 
@@ -93,7 +96,15 @@ export class DetectionStage {
     ])
     for (const [id, state] of detectorStates) {
       const sb = byId.get(id) as SeriesBatch
-      this.detectors.set(sb.key, SeriesDetector.decode(state, configOf(config.settings.get(sb.metric))))
+      const settings = configOf(config.settings.get(sb.metric))
+      try {
+        this.detectors.set(sb.key, SeriesDetector.decode(state, settings))
+      } catch (err) {
+        // A damaged state must not stop the partition: the series warms up again.
+        if (!(err instanceof AnomalyStateError)) throw err
+        this.log.warn({ seriesId: id, err }, 'unreadable detector state; the series starts a fresh history')
+        this.detectors.set(sb.key, SeriesDetector.create(settings))
+      }
     }
     for (const [key, state] of ruleStates) {
       const [ruleId, seriesId] = key.split('|')

@@ -92,7 +92,7 @@ export class PartitionDrainer {
     private readonly settings: DrainSettings,
   ) {
     this.cache = new BucketCache(settings.cacheBuckets)
-    this.detection = new DetectionStage(deps.db, settings.cacheSeries ?? 20_000)
+    this.detection = new DetectionStage(deps.db, deps.log, settings.cacheSeries ?? 20_000)
     this.alerting = new AlertingConfigCache(deps)
   }
 
