@@ -19,6 +19,7 @@ import { anomalyRoutes } from './routes/anomalies.js'
 import { ruleRoutes } from './routes/rules.js'
 import { alertRoutes } from './routes/alerts.js'
 import { webhookRoutes } from './routes/webhooks.js'
+import { sourceRoutes } from './routes/sources.js'
 
 const VERSION = '0.1.0'
 
@@ -97,6 +98,7 @@ export async function buildApp(rt: Runtime): Promise<App> {
   await app.register(ruleRoutes, { rt })
   await app.register(alertRoutes, { rt })
   await app.register(webhookRoutes, { rt })
+  await app.register(sourceRoutes, { rt })
   await app.register(liveRoutes, { hub, version: VERSION })
   await app.register(webRoutes, { rt })
 

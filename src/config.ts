@@ -90,6 +90,7 @@ export const SETTINGS = {
   webhookMaxAttempts: setting('LANTERN_WEBHOOK_MAX_ATTEMPTS', '8', int(1, 100), 'Tries per webhook delivery before it goes to the dead-letter list'),
   webhookBackoffMs: setting('LANTERN_WEBHOOK_BACKOFF_MS', '1000', int(1, 3_600_000), 'First retry delay of a failed webhook delivery; doubles on every further try'),
   webhookTimeoutMs: setting('LANTERN_WEBHOOK_TIMEOUT_MS', '5000', int(100, 120_000), 'How long a webhook receiver may take to answer before the try counts as failed'),
+  sourceSilentSec: setting('LANTERN_SOURCE_SILENT_SEC', '300', int(10, 30 * 86400), 'A source with nothing accepted for this long shows as silent in /v1/sources (silence rules set their own duration)'),
   dayOffsetMin: setting('LANTERN_DAY_OFFSET_MIN', '0', int(-720, 840), 'Minutes east of UTC where 1d buckets start (420 = UTC+7 midnight); fixed once data exists'),
 } as const
 

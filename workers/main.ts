@@ -6,6 +6,7 @@ import { startOverdueWorker } from './overdue.worker.js'
 import { startMetricsReporter } from './metrics-reporter.js'
 import { startAuditWorker } from './audit.worker.js'
 import { startWebhookWorker } from './webhook.worker.js'
+import { startSourceWatch } from './source-watch.worker.js'
 import { stopWithSupervisor } from '../src/infra/supervised.js'
 
 /** Worker process: drains the partitioned log into Postgres and runs the overdue check. Run as many as needed. */
@@ -17,13 +18,14 @@ const overdue = startOverdueWorker(rt)
 const reporter = startMetricsReporter(rt)
 const audits = startAuditWorker(rt)
 const webhooks = startWebhookWorker(rt)
+const sources = startSourceWatch(rt)
 rt.log.info({ partitions: config.partitions }, 'worker started')
 
 stopWithSupervisor()
 closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
   if (err) rt.log.error({ err }, 'worker stopping after an error')
   else rt.log.info({ signal }, 'worker stopping: finishing in-flight batches')
-  await Promise.all([drain.close(), overdue.close(), audits.close(), webhooks.close()])
+  await Promise.all([drain.close(), overdue.close(), audits.close(), webhooks.close(), sources.close()])
   await reporter.close()
   await rt.close()
 })

@@ -27,6 +27,12 @@ export interface Keys {
   webhookQueue: string
   /** Rules and detector settings changed: drainers reload them when this number moves. */
   configVersion: string
+  /** Every source that ever sent, scored by its last arrival (ms). */
+  sourceNames: string
+  /** One source's health: last arrival, newest event time, lag, counts, last rejection. */
+  sourceHealth(source: string): string
+  /** Events per source in one wall-clock minute (kept a few minutes, for the rate). */
+  sourceRate(minute: number): string
 }
 
 export function makeKeys(prefix: string): Keys {
@@ -49,6 +55,9 @@ export function makeKeys(prefix: string): Keys {
     alertStreamed: (id) => `${prefix}:{alerts}:streamed:${id}`,
     webhookQueue: 'webhook',
     configVersion: `${prefix}:config-version`,
+    sourceNames: `${prefix}:{sources}:names`,
+    sourceHealth: (source) => `${prefix}:{sources}:health:${source}`,
+    sourceRate: (minute) => `${prefix}:{sources}:rate:${minute}`,
   }
 }
 

@@ -2,6 +2,7 @@ import type { Redis } from '../infra/redis.js'
 import type { Keys } from '../infra/keys.js'
 import { partitionOf } from '../domain/series-key.js'
 import type { EventKind } from '../schemas/log-entry.js'
+import { recordArrivals } from './source-health.js'
 
 export interface AppendResult {
   accepted: number
@@ -11,11 +12,12 @@ export interface AppendResult {
 }
 
 /**
- * Appends validated events to their partitions' logs in one pipelined round trip. Resolves only
+ * Appends validated events to their partitions' logs in one pipelined round trip, which also
+ * carries each source's health bookkeeping. Resolves only
  * once Redis has every event (or knows it as a duplicate); rejects if any partition's append
  * failed, in which case the client retries and the idempotency keys absorb what did land.
  */
-export async function appendEvents<E extends { source: string; id: string }>(
+export async function appendEvents<E extends { source: string; id: string; ts: number }>(
   redis: Redis,
   keys: Keys,
   partitions: number,
@@ -43,7 +45,8 @@ export async function appendEvents<E extends { source: string; id: string }>(
     pipeline.lanternAppend(list.length + 1, ...args)
     order.push(p)
   }
-  const replies = await pipeline.exec()
+  recordArrivals(pipeline, keys, events, arrivedAt)
+  const replies = (await pipeline.exec())?.slice(0, order.length)
   if (!replies) throw new Error('redis pipeline was discarded')
   const result: AppendResult = { accepted: 0, duplicates: 0, entries: {} }
   replies.forEach(([err, reply], i) => {

@@ -1,12 +1,13 @@
 import type { Runtime } from '../infra/runtime.js'
 import type { ChangeNotice } from './change-notice.js'
-import { bucketField, kpiTopicCovers, rollUpForTopic, type AggregateTopic, type TopicBucket, type KpiTopic, type RankingTopic, type TargetsTopic, type AuditsTopic, type Topic } from './topic.js'
+import { bucketField, kpiTopicCovers, rollUpForTopic, type AggregateTopic, type TopicBucket, type KpiTopic, type RankingTopic, type TargetsTopic, type AuditsTopic, type SourcesTopic, type Topic } from './topic.js'
 import { viewOf } from '../domain/rollup.js'
 import { bucketsAtStarts } from '../repositories/aggregates.repository.js'
 import { computeKpis } from '../repositories/kpis.repository.js'
 import { rankAgencies } from '../services/ranking.js'
 import { allTargets } from '../services/target-status.js'
 import { listAudits } from '../repositories/audits.repository.js'
+import { listSourceHealth } from '../ingest/source-health.js'
 
 /** Bucket versions remembered per topic for the newer-than check; older buckets rarely change. */
 const VERSIONS_KEPT = 5000
@@ -15,7 +16,7 @@ const VALUE_FIELD = 'value'
 /** Targets are recomputed at most this often: any metric change may move one. */
 const TARGETS_EVERY_MS = 1000
 
-export type SingleTopic = KpiTopic | RankingTopic | TargetsTopic | AuditsTopic
+export type SingleTopic = KpiTopic | RankingTopic | TargetsTopic | AuditsTopic | SourcesTopic
 
 export interface SingleValue {
   version: number
@@ -96,7 +97,7 @@ export class DeltaPublisher {
   }
 
   async publishSingle(topic: SingleTopic, value: SingleValue): Promise<number> {
-    return publishThroughGuard(this.rt, topic.id, [{ field: VALUE_FIELD, version: value.version, message: { type: 'delta', topic: topic.id, v: value.version, ...value.body } }])
+    return publishSingleValue(this.rt, topic, value)
   }
 
   private async tick(): Promise<void> {
@@ -176,7 +177,14 @@ export async function singleValue(rt: Runtime, topic: SingleTopic): Promise<Sing
       return { version: now, body: { targets: await allTargets(rt.db, now, rt.config.dayOffsetMin * 60_000) } }
     case 'audits':
       return { version: now, body: { audits: await listAudits(rt.db, 20) } }
+    case 'sources':
+      return { version: now, body: { sources: await listSourceHealth(rt.redis, rt.keys, now, rt.config.sourceSilentSec * 1000) } }
   }
+}
+
+/** Publishes the whole value of a single-valued topic, if newer than the last one published. */
+export function publishSingleValue(rt: Pick<Runtime, 'redis' | 'keys' | 'config' | 'metrics'>, topic: SingleTopic, value: SingleValue): Promise<number> {
+  return publishThroughGuard(rt, topic.id, [{ field: VALUE_FIELD, version: value.version, message: { type: 'delta', topic: topic.id, v: value.version, ...value.body } }])
 }
 
 export interface GuardedItem {

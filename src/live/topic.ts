@@ -69,7 +69,9 @@ export const AlertsTopicSpec = Type.Object(
   { additionalProperties: false, description: 'every alert state change (pending, firing, resolved, cancelled) as committed; the snapshot adds the open alerts' },
 )
 
-export const TopicSpec = Type.Union([AggregateTopicSpec, KpiTopicSpec, RankingTopicSpec, TargetsTopicSpec, AuditsTopicSpec, DiscrepancyTopicSpec, AnomaliesTopicSpec, AlertsTopicSpec])
+export const SourcesTopicSpec = Type.Object({ kind: Type.Literal('sources') }, { additionalProperties: false, description: 'every source with its health (as /v1/sources), every few seconds' })
+
+export const TopicSpec = Type.Union([AggregateTopicSpec, KpiTopicSpec, RankingTopicSpec, TargetsTopicSpec, AuditsTopicSpec, DiscrepancyTopicSpec, AnomaliesTopicSpec, AlertsTopicSpec, SourcesTopicSpec])
 export type TopicSpec = Static<typeof TopicSpec>
 
 export interface AggregateTopic {
@@ -114,6 +116,14 @@ export interface AuditsTopic {
 
 export const AUDITS_TOPIC: AuditsTopic = { id: 'audits', kind: 'audits', spec: { kind: 'audits' } }
 
+export interface SourcesTopic {
+  id: string
+  kind: 'sources'
+  spec: { kind: 'sources' }
+}
+
+export const SOURCES_TOPIC: SourcesTopic = { id: 'sources', kind: 'sources', spec: { kind: 'sources' } }
+
 export interface DiscrepancyTopic {
   id: string
   kind: 'discrepancies'
@@ -141,7 +151,7 @@ export const ALERTS_TOPIC: AlertsTopic = { id: 'alerts', kind: 'alerts', spec: {
 /** Topics whose deltas are events to append (each its own), not values that replace the last. */
 export type EventTopic = DiscrepancyTopic | AnomaliesTopic | AlertsTopic
 
-export type Topic = AggregateTopic | KpiTopic | RankingTopic | TargetsTopic | AuditsTopic | EventTopic
+export type Topic = AggregateTopic | KpiTopic | RankingTopic | TargetsTopic | AuditsTopic | SourcesTopic | EventTopic
 
 const digest = (canonical: unknown): string => createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 22)
 
@@ -154,6 +164,7 @@ export function topicOf(spec: TopicSpec): Topic {
   }
   if (spec.kind === 'targets') return TARGETS_TOPIC
   if (spec.kind === 'audits') return AUDITS_TOPIC
+  if (spec.kind === 'sources') return SOURCES_TOPIC
   if (spec.kind === 'ranking') {
     const filter = kpiFilterOf(spec)
     const canonical = { kind: 'ranking' as const, by: spec.by as RankBy, filter }

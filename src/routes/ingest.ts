@@ -8,6 +8,7 @@ import { seriesKey } from '../domain/series-key.js'
 import { NDJSON_TYPES, parseEventBody } from '../ingest/parse-body.js'
 import { makeMetricValidator, makeReportValidator, type BatchValidator } from '../ingest/validate-events.js'
 import { appendEvents } from '../ingest/append-log.js'
+import { recordRejections } from '../ingest/source-health.js'
 
 /** Most bad events listed in one 400; errorCount carries the total. */
 const MAX_LISTED_ERRORS = 1000
@@ -26,7 +27,7 @@ export const ingestRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { r
   )
 
   const handler =
-    <E extends { source: string; id: string }>(label: string, kind: EventKind, validate: BatchValidator<E>, orderKey: (e: E) => string) =>
+    <E extends { source: string; id: string; ts: number }>(label: string, kind: EventKind, validate: BatchValidator<E>, orderKey: (e: E) => string) =>
     async (req: FastifyRequest, reply: FastifyReply) => {
       const contentType = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
       const items = parseEventBody(req.body as string, NDJSON_TYPES.includes(contentType), config.maxBatchEvents)
@@ -34,6 +35,7 @@ export const ingestRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { r
       const result = validate(items, now)
       if (!result.ok) {
         metrics.eventsRejected.inc({ kind: label, reason: 'invalid' }, result.errors.length)
+        await recordRejections(redis, keys, items, result.errors, now).catch((err: Error) => req.log.warn({ err }, 'source rejections not recorded'))
         throw new AppError('INVALID_EVENTS', `${result.errors.length} of ${items.length} events are invalid; nothing was written`, result.errors.slice(0, MAX_LISTED_ERRORS))
       }
       let appended

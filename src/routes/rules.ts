@@ -7,6 +7,7 @@ import { durationSeconds } from '../schemas/duration.js'
 import { createRule, deleteRule, getRule, listRules, updateRule, type RuleDef } from '../repositories/rules.repository.js'
 import { listAlerts } from '../repositories/alerts.repository.js'
 import { bumpConfigVersion } from '../services/alerting-config.js'
+import { SOURCE_METRIC } from '../domain/alerting/rule.js'
 
 const DEFAULT_WINDOW_S = 300
 const DEFAULT_MIN_SCORE = 0.5
@@ -14,6 +15,8 @@ const DEFAULT_MIN_SCORE = 0.5
 /** A rule body with its defaults filled in; what cannot apply to the rule's kind is a 400. */
 export function ruleDef(b: RuleBody): RuleDef {
   const kind = b.kind ?? 'threshold'
+  if (kind === 'silence') return silenceRuleDef(b)
+  if (b.metric === undefined) throw new AppError('BAD_REQUEST', `metric is required for ${kind} rules`)
   if (kind === 'anomaly') {
     if (b.aggregate !== undefined) throw new AppError('BAD_REQUEST', 'aggregate does not apply to anomaly rules: they read the highest flag score in the window')
     if (b.value !== undefined && (b.value < 0 || b.value > 1)) throw new AppError('BAD_REQUEST', `value of an anomaly rule is the least flag score, from 0 to 1, got ${b.value}`)
@@ -32,6 +35,31 @@ export function ruleDef(b: RuleBody): RuleDef {
     op: b.op ?? (kind === 'anomaly' ? '>=' : '>'),
     value: b.value ?? DEFAULT_MIN_SCORE,
     forS: b.for === undefined ? 0 : durationSeconds(b.for, 'for'),
+    severity: b.severity ?? 'warning',
+    labels: b.labels ?? {},
+    enabled: b.enabled ?? true,
+  }
+}
+
+function silenceRuleDef(b: RuleBody): RuleDef {
+  for (const field of ['metric', 'aggregate', 'window', 'op', 'value'] as const) {
+    if (b[field] !== undefined) throw new AppError('BAD_REQUEST', `${field} does not apply to silence rules: they watch dims.source for \`for\` without data`)
+  }
+  const extra = Object.keys(b.dims ?? {}).filter((k) => k !== 'source')
+  if (extra.length > 0) throw new AppError('BAD_REQUEST', `silence rules filter on dims.source only, got ${extra.join(', ')}`)
+  if (b.for === undefined) throw new AppError('BAD_REQUEST', 'for is required for silence rules: how long a source may send nothing')
+  const forS = durationSeconds(b.for, 'for')
+  if (forS < 10) throw new AppError('BAD_REQUEST', 'for of a silence rule must be at least 10 seconds')
+  return {
+    name: b.name,
+    kind: 'silence',
+    metric: SOURCE_METRIC,
+    dims: { source: b.dims?.source ?? '*' },
+    aggregate: 'last',
+    windowS: forS,
+    op: '>=',
+    value: forS,
+    forS,
     severity: b.severity ?? 'warning',
     labels: b.labels ?? {},
     enabled: b.enabled ?? true,

@@ -19,7 +19,7 @@ export const AlertEvent = Type.Object(
     rule: Type.Object({
       id: Type.String(),
       name: Type.String(),
-      kind: Type.Union([Type.Literal('threshold'), Type.Literal('anomaly')]),
+      kind: Type.Union([Type.Literal('threshold'), Type.Literal('anomaly'), Type.Literal('silence')]),
       severity: Type.String(),
       labels: Type.Record(Type.String(), Type.String()),
     }),

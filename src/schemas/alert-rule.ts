@@ -12,12 +12,13 @@ export const RuleBody = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 200 }),
     kind: Type.Optional(
-      Type.Union([Type.Literal('threshold'), Type.Literal('anomaly')], {
+      Type.Union([Type.Literal('threshold'), Type.Literal('anomaly'), Type.Literal('silence')], {
         default: 'threshold',
-        description: 'threshold: the windowed aggregate of the samples against `value`; anomaly: fires when a sample is flagged with a score >= `value` (default 0.5) within the window',
+        description:
+          'threshold: the windowed aggregate of the samples against `value`; anomaly: fires when a sample is flagged with a score >= `value` (default 0.5) within the window; silence: fires when a source (dims.source, "*" for every source) has sent nothing for `for` (wall clock), resolves when data returns',
       }),
     ),
-    metric: Type.String({ pattern: METRIC_PATTERN }),
+    metric: Type.Optional(Type.String({ pattern: METRIC_PATTERN, description: 'required for threshold and anomaly rules' })),
     dims: Type.Optional(
       Type.Record(Type.String({ pattern: DIM_KEY_PATTERN }), Type.String({ minLength: 1, maxLength: 1024 }), {
         maxProperties: 16,
@@ -39,6 +40,7 @@ export const RuleBody = Type.Object(
     examples: [
       { name: 'Huong river above alarm level 3', metric: 'water.level', dims: { station: 'kim-long' }, aggregate: 'max', window: '5m', op: '>=', value: 3.0, for: '10m', severity: 'critical', labels: { team: 'flood-desk' } },
       { name: 'PM2.5 anomaly in any province', kind: 'anomaly', metric: 'air.pm25', dims: { province: '*' }, value: 0.8, severity: 'warning' },
+      { name: 'A source went quiet', kind: 'silence', dims: { source: '*' }, for: '10m', severity: 'critical' },
     ],
   },
 )

@@ -35,7 +35,8 @@ export class AlertingConfigCache {
     const version = await this.deps.redis.get(this.deps.keys.configVersion)
     if (this.current && version === this.version && Date.now() - this.loadedAt < MAX_AGE_MS) return this.current
     const [rules, settings] = await Promise.all([listRules(this.deps.db), allAnomalySettings(this.deps.db)])
-    this.current = { rules: rules.filter((r) => r.enabled), settings }
+    // Silence rules run on the wall clock in the source watch, not on samples.
+    this.current = { rules: rules.filter((r) => r.enabled && r.kind !== 'silence'), settings }
     this.version = version
     this.loadedAt = Date.now()
     return this.current

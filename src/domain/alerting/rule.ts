@@ -1,7 +1,10 @@
 import type { RuleAggregate, RuleOp } from '../../schemas/alert-rule.js'
 import type { Dims } from '../series-key.js'
 
-export type RuleKind = 'threshold' | 'anomaly'
+export type RuleKind = 'threshold' | 'anomaly' | 'silence'
+
+/** Silence rules watch each source's health series: this metric, dims {source}. */
+export const SOURCE_METRIC = 'lantern.source'
 
 /** A rule as the drain evaluates it. Anomaly rules aggregate flag scores with `max`. */
 export interface Rule {
