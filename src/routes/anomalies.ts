@@ -8,7 +8,7 @@ import { AnomalySettings } from '../schemas/anomaly-settings.js'
 import { listAnomalies } from '../repositories/anomalies.repository.js'
 import { allAnomalySettings, deleteAnomalySettings, getAnomalySettings, putAnomalySettings } from '../repositories/anomaly-settings.repository.js'
 import { bumpConfigVersion } from '../services/alerting-config.js'
-import { DEFAULT_DETECTOR_CONFIG } from '../domain/anomaly/series-detector.js'
+import { DEFAULT_DETECTOR_CONFIG, SeriesDetector } from '../domain/anomaly/series-detector.js'
 
 const AnomalyQuery = Type.Object(
   {
@@ -22,6 +22,22 @@ const AnomalyQuery = Type.Object(
   { additionalProperties: false, ...dimFilterProps, description: 'dims.<name>=<value> filters by dimension' },
 )
 type AnomalyQuery = Static<typeof AnomalyQuery> & Record<string, unknown>
+
+const MAX_SCORED = 200_000
+
+const ScoreBody = Type.Object(
+  {
+    metric: Type.Optional(Type.String({ pattern: METRIC_PATTERN, description: "score with this metric's detector settings (default: the defaults)" })),
+    settings: Type.Optional(AnomalySettings),
+    samples: Type.Array(Type.Object({ ts: Type.Union([Type.Integer({ minimum: 0 }), Instant]), value: Type.Number() }, { additionalProperties: false }), {
+      minItems: 1,
+      maxItems: MAX_SCORED,
+      description: 'one series, in event-time order; samples not newer than the one before are not scored (score null)',
+    }),
+  },
+  { additionalProperties: false },
+)
+type ScoreBody = Static<typeof ScoreBody>
 
 const MetricParam = Type.Object({ metric: Type.String({ pattern: METRIC_PATTERN }) })
 
@@ -57,6 +73,33 @@ export const anomalyRoutes: FastifyPluginAsync<{ rt: Runtime }> = async (app, { 
       })
       const last = anomalies[anomalies.length - 1]
       return { anomalies, next: last && anomalies.length === q.limit ? cursorOf(last.ts, last.id) : null }
+    },
+  )
+
+  app.post(
+    '/v1/anomalies/score',
+    {
+      bodyLimit: 64 * 1024 * 1024,
+      schema: {
+        tags: ['alerts'],
+        summary: 'Score a series with the detectors, without storing anything',
+        description:
+          'Runs the same detectors the drain runs, from a fresh state, over the given samples and returns every sample\'s verdict (score in [0,1], flagged, detectors, expected range). For trying settings on past data and for benchmarks.',
+        body: ScoreBody,
+        response: { 400: ErrorBody },
+      },
+    },
+    async (req) => {
+      const b = req.body as ScoreBody
+      const own = b.metric !== undefined ? await getAnomalySettings(db, b.metric) : null
+      const { enabled: _enabled, ...config } = effective({ ...(own ?? {}), ...(b.settings ?? {}) })
+      const detector = SeriesDetector.create(config)
+      const verdicts = b.samples.map((s, i) => {
+        const ts = typeof s.ts === 'number' ? s.ts : instantParam(`samples[${i}].ts`, s.ts, 0)
+        const v = detector.observe(ts, s.value)
+        return v ? { ts: new Date(ts).toISOString(), value: s.value, score: v.score, flagged: v.flagged, detectors: v.detectors, expected: v.expected, expectedRange: [v.low, v.high] } : { ts: new Date(ts).toISOString(), value: s.value, score: null, flagged: false }
+      })
+      return { settings: config, flagged: verdicts.filter((v) => v.flagged).length, verdicts }
     },
   )
 
