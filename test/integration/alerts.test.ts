@@ -1,6 +1,7 @@
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { sql } from 'kysely'
+import { startWorker, waitFor } from '../helpers/processes.js'
 import { startTestApp } from '../helpers/context.js'
 import { drainAll, makeDrainers } from '../helpers/drain.js'
 import type { Db } from '../../src/infra/db.js'
@@ -104,19 +105,6 @@ t.test('rules: defaults, clear 400s, update, delete resolves open alerts', async
   t.equal((await app.inject({ url: `/v1/rules/${rule.id}` })).statusCode, 404)
   t.equal((await app.inject({ url: '/v1/alerts' })).json().alerts.length, 1, 'the history stays')
 })
-
-function startWorker(env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { env, stdio: ['ignore', 'ignore', 'inherit'] })
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    if (await check()) return
-    await new Promise((r) => setTimeout(r, 200))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
 
 t.test('a worker killed mid-batch causes no duplicate or lost alert', async (t) => {
   const { app, api, te } = await startTestApp(t, { LANTERN_PARTITIONS: '4', LANTERN_DRAIN_BATCH_EVENTS: '700', LOG_LEVEL: 'warn' })

@@ -1,6 +1,7 @@
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { sql } from 'kysely'
+import { startWorker, waitFor } from '../helpers/processes.js'
 import { openTestRuntime, startTestApp } from '../helpers/context.js'
 import { drainAll, makeDrainers } from '../helpers/drain.js'
 import type { Db } from '../../src/infra/db.js'
@@ -35,19 +36,6 @@ t.test('two drainers racing on the same partitions never double count', async (t
   const totals = await committedTotals(api.db)
   t.same(totals, { events: 20_000, bucketCount: 20_000 })
 })
-
-function startWorker(env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', 'workers/main.ts'], { env, stdio: ['ignore', 'ignore', 'inherit'] })
-}
-
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const until = Date.now() + timeoutMs
-  while (Date.now() < until) {
-    if (await check()) return
-    await new Promise((r) => setTimeout(r, 200))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
 
 t.test('a worker process killed with SIGKILL mid-drain loses and repeats nothing', async (t) => {
   const { app, api, te } = await startTestApp(t, { LANTERN_PARTITIONS: '4', LANTERN_DRAIN_BATCH_EVENTS: '2000', LOG_LEVEL: 'warn' })
