@@ -2,7 +2,7 @@ import { Queue, Worker, type Job } from 'bullmq'
 import { Redis } from 'ioredis'
 import type { Runtime } from '../src/infra/runtime.js'
 import { drainJobId } from '../src/infra/keys.js'
-import { PartitionDrainer } from './drain/partition-drainer.js'
+import { ImportGate, PartitionDrainer } from './drain/partition-drainer.js'
 import { AlertDispatcher, webhookQueue } from '../src/services/alert-dispatch.js'
 
 export interface DrainJobData {
@@ -17,6 +17,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 /** How often every partition's drain job is (re)queued when missing; the queue ignores repeats. */
 const ENSURE_EVERY_MS = 1000
+/** Partitions of one worker process that may fold history-import entries at the same time. */
+const IMPORT_SLOTS = 2
 
 /**
  * Drains partitions as BullMQ jobs. Each partition has one job id, so the queue holds at most one
@@ -35,6 +37,7 @@ export function startDrainWorker(rt: Runtime): DrainWorker {
   const dispatcher = new AlertDispatcher({ db: rt.db, redis: rt.redis, keys, log, config, queue: deliveries })
   const deps = { ...rt, dispatchAlerts: () => dispatcher.dispatch() }
   const drainers = new Map<number, PartitionDrainer>()
+  const importGate = new ImportGate(IMPORT_SLOTS)
   let closing = false
 
   const drainerFor = (partition: number): PartitionDrainer => {
@@ -47,6 +50,7 @@ export function startDrainWorker(rt: Runtime): DrainWorker {
         dayOffsetMs: config.dayOffsetMin * 60_000,
         retentionMs: config.logRetentionSec * 1000,
         maxEntries: config.logMaxEntries,
+        importGate,
       })
       drainers.set(partition, d)
     }

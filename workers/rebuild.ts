@@ -5,16 +5,16 @@ import { PartitionDrainer, type EntrySource } from './drain/partition-drainer.js
 
 /**
  * Log entries of one partition read back from an archive, in the order the drain first folded
- * them, shaped as the Redis stream holds them.
+ * them (both lanes, live and import, in the one order they were chained), shaped as the Redis
+ * streams hold them. The drainer's checkpoint says where to go on: its archive sequence.
  */
 export function archiveSource(source: Db): EntrySource {
-  return async (partition, afterId, count) => {
-    const { rows } = await sql<{ entry_id: string; kind: string; arrived_at: Date; count: number; events: string }>`
-      SELECT entry_id, kind, arrived_at, count, events FROM log_archive
-      WHERE partition = ${partition}
-        AND first_seq >= coalesce((SELECT first_seq + count FROM log_archive WHERE partition = ${partition} AND entry_id = ${afterId}), 0)
+  return async (partition, from, count) => {
+    const { rows } = await sql<{ entry_id: string; kind: string; arrived_at: Date; count: number; events: string; import_id: number | null }>`
+      SELECT entry_id, kind, arrived_at, count, events, import_id FROM log_archive
+      WHERE partition = ${partition} AND first_seq >= ${from.archiveSeq}
       ORDER BY first_seq LIMIT ${count}`.execute(source)
-    return rows.map((r) => [r.entry_id, ['n', String(r.count), 'at', String(r.arrived_at.getTime()), 'k', r.kind, 'e', r.events]])
+    return rows.map((r) => ({ id: r.entry_id, fields: ['n', String(r.count), 'at', String(r.arrived_at.getTime()), 'k', r.kind, 'e', r.events], importId: r.import_id }))
   }
 }
 

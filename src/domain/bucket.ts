@@ -1,5 +1,5 @@
 import { DDSketch } from '@datadog/sketches-js'
-import { decodeSketch, encodeSketch } from './sketch-codec.js'
+import { decodeSketch, encodeSketch, encodeValues } from './sketch-codec.js'
 
 /** Relative accuracy of every quantile Lantern reports: p50/p95/p99 are within 1% of the true value. */
 export const SKETCH_ACCURACY = 0.01
@@ -156,6 +156,17 @@ export interface StoredBucket {
 export function toStored(b: BucketState): StoredBucket {
   const hasLast = Number.isFinite(b.lastTs)
   return { count: b.count, sum: b.sum, min: b.min, max: b.max, mean: b.mean, m2: b.m2, sketch: encodeSketch(b.sketch), lastTs: hasLast ? b.lastTs : null, last: hasLast ? b.last : null }
+}
+
+/**
+ * What toStored gives for a new bucket fed `values` in order and then observeLast(lastTs, last),
+ * to the last bit, without building its sketch (bulk imports create many small new buckets).
+ */
+export function storedOfValues(values: readonly number[], lastTs: number, last: number): StoredBucket {
+  const m = emptyMoments()
+  for (const v of values) addMoment(m, v)
+  observeLast(m, lastTs, last)
+  return { count: m.count, sum: m.sum, min: m.min, max: m.max, mean: m.mean, m2: m.m2, sketch: encodeValues(values), lastTs: m.lastTs, last: m.last }
 }
 
 export function fromStored(s: StoredBucket): BucketState {

@@ -9,6 +9,8 @@ export interface BucketValues {
   /** The batch's latest sample by event time (the later in log order at equal times). */
   lastTs: number
   last: number
+  /** Some value came from the live lane (false: the import lane only). */
+  live: boolean
 }
 
 export interface SeriesBatch {
@@ -31,6 +33,19 @@ export interface FoldResult {
   watermarkMs: number
   events: number
   lateEvents: number
+  /** Events of the batch that came through the import lane. */
+  importedEvents: number
+}
+
+/** A run of a batch's events from one lane, in log order. */
+export interface FoldSegment {
+  events: readonly MetricEvent[]
+  /**
+   * From the import lane (history): every event lands in its buckets whatever its age, never
+   * late, and the watermark does not move. Imported samples are not handed to the detectors and
+   * rules (`samples`): history raises no anomaly flag and fires no alert.
+   */
+  imported: boolean
 }
 
 export interface FoldSettings {
@@ -44,7 +59,18 @@ export interface FoldSettings {
  * `visit` for every event and returns the new watermark. The drain's fold and the audit's replay
  * both judge through this one function.
  */
-export function judgeLateness(events: readonly MetricEvent[], watermarkMs: number, latenessMs: number, visit: (e: MetricEvent, late: boolean) => void): number {
+export function judgeLateness(
+  events: readonly MetricEvent[],
+  watermarkMs: number,
+  latenessMs: number,
+  visit: (e: MetricEvent, late: boolean) => void,
+  /** Events of the import lane: none is late and the watermark stays where it is. */
+  imported = false,
+): number {
+  if (imported) {
+    for (const e of events) visit(e, false)
+    return watermarkMs
+  }
   let watermark = watermarkMs
   for (const e of events) {
     const late = e.ts < watermark - latenessMs
@@ -60,9 +86,18 @@ export function judgeLateness(events: readonly MetricEvent[], watermarkMs: numbe
  * give the same state.
  */
 export function foldBatch(events: readonly MetricEvent[], watermarkMs: number, s: FoldSettings): FoldResult {
+  return foldSegments([{ events, imported: false }], watermarkMs, s)
+}
+
+/** foldBatch over a batch made of live and imported runs, in log order (the order they are archived). */
+export function foldSegments(segments: readonly FoldSegment[], watermarkMs: number, s: FoldSettings): FoldResult {
   const series = new Map<string, SeriesBatch>()
   let late = 0
-  const watermark = judgeLateness(events, watermarkMs, s.latenessMs, (e, isLate) => {
+  let total = 0
+  let imported = 0
+  let watermark = watermarkMs
+  let importing = false
+  const visit = (e: MetricEvent, isLate: boolean): void => {
     const key = seriesKey(e.metric, e.dims)
     let sb = series.get(key)
     if (!sb) {
@@ -78,19 +113,26 @@ export function foldBatch(events: readonly MetricEvent[], watermarkMs: number, s
       if (sb.lastLateTs === null || e.ts > sb.lastLateTs) sb.lastLateTs = e.ts
       return
     }
-    sb.samples.push({ ts: e.ts, value: e.value, id: e.id })
+    if (!importing) sb.samples.push({ ts: e.ts, value: e.value, id: e.id })
     for (const w of WINDOWS) {
       const startMs = bucketStart(e.ts, w, s.dayOffsetMs)
       const widthS = WINDOW_MS[w] / 1000
       const bk = `${widthS}:${startMs}`
       let bv = sb.buckets.get(bk)
-      if (!bv) sb.buckets.set(bk, (bv = { widthS, startMs, values: [], lastTs: e.ts, last: e.value }))
+      if (!bv) sb.buckets.set(bk, (bv = { widthS, startMs, values: [], lastTs: e.ts, last: e.value, live: false }))
+      if (!importing) bv.live = true
       bv.values.push(e.value)
       if (e.ts >= bv.lastTs) {
         bv.lastTs = e.ts
         bv.last = e.value
       }
     }
-  })
-  return { series, watermarkMs: watermark, events: events.length, lateEvents: late }
+  }
+  for (const seg of segments) {
+    importing = seg.imported
+    watermark = judgeLateness(seg.events, watermark, s.latenessMs, visit, seg.imported)
+    total += seg.events.length
+    if (seg.imported) imported += seg.events.length
+  }
+  return { series, watermarkMs: watermark, events: total, lateEvents: late, importedEvents: imported }
 }

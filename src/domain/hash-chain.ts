@@ -11,8 +11,12 @@ const FINGERPRINT_BYTES = 4
  * are not a defence, only a pointer: when an entry's link breaks they say which event differs.
  * One SHA-256 per entry instead of per event keeps the drain fast.
  */
-export function link(prev: Uint8Array, eventsText: string): Buffer {
-  return createHash('sha256').update(prev).update(eventsText).digest()
+export function link(prev: Uint8Array, eventsText: string, importId: number | null = null): Buffer {
+  const h = createHash('sha256').update(prev)
+  // An entry of the import lane is folded without the lateness judgment, so its lane (and job)
+  // is part of what the link covers: flipping it in the archive breaks the chain.
+  if (importId !== null) h.update(`import ${importId}\n`)
+  return h.update(eventsText).digest()
 }
 
 export function fingerprints(texts: readonly string[]): Buffer {
@@ -30,6 +34,8 @@ export interface ArchivedEntry {
   events: string
   hash: Buffer
   fingerprints: Buffer
+  /** The import job of an import-lane entry; null (or absent) for live traffic. */
+  importId?: number | null
 }
 
 export type Break =
@@ -64,7 +70,7 @@ export function verifyEntries(entries: readonly ArchivedEntry[], expectedSeq: nu
       const kind = texts.length > stored ? 'inserted' : 'removed'
       return { ok: false, break: { kind, partition: e.partition, seq, entryId: e.entryId, detail: `entry ${e.entryId} holds ${texts.length} events but ${stored} were chained` } as Break }
     }
-    const h = link(prev, e.events)
+    const h = link(prev, e.events, e.importId ?? null)
     if (!h.equals(e.hash)) {
       const now = fingerprints(texts)
       let i = 0

@@ -87,6 +87,50 @@ export function encodeSketch(sketch: DDSketch): Buffer {
   return w.done()
 }
 
+const VALUE_MAPPING = new DDSketch({ relativeAccuracy: 0.01 }).mapping
+
+/**
+ * encodeSketch of a fresh 1%-accuracy sketch that accepted `values`, byte for byte, without
+ * building the sketch: the bulk paths (history imports) write many new buckets of a few values,
+ * where allocating a sketch per bucket costs more than everything else.
+ */
+export function encodeValues(values: readonly number[]): Buffer {
+  const min = VALUE_MAPPING.minPossible
+  let zero = 0
+  const pos = new Map<number, number>()
+  const neg = new Map<number, number>()
+  for (const v of values) {
+    if (v > min) {
+      const k = VALUE_MAPPING.key(v)
+      pos.set(k, (pos.get(k) ?? 0) + 1)
+    } else if (v < -min) {
+      const k = VALUE_MAPPING.key(-v)
+      neg.set(k, (neg.get(k) ?? 0) + 1)
+    } else {
+      zero++
+    }
+  }
+  const w = new Writer()
+  w.uint(FORMAT)
+  w.uint(zero)
+  writeKeys(w, pos)
+  writeKeys(w, neg)
+  return w.done()
+}
+
+function writeKeys(w: Writer, counts: ReadonlyMap<number, number>): void {
+  if (counts.size === 0) return w.uint(0)
+  let lo = Infinity
+  let hi = -Infinity
+  for (const k of counts.keys()) {
+    if (k < lo) lo = k
+    if (k > hi) hi = k
+  }
+  w.uint(hi - lo + 1)
+  w.int(lo)
+  for (let k = lo; k <= hi; k++) w.uint(counts.get(k) ?? 0)
+}
+
 /** Decodes the bins; the caller restores count, sum, min and max, which are kept beside it. */
 export function decodeSketch(bytes: Uint8Array, relativeAccuracy: number): DDSketch {
   const r = new Reader(bytes)

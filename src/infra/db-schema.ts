@@ -15,6 +15,8 @@ export interface DrainCheckpointsTable {
   late_events: number
   archive_seq: number
   archive_hash: Buffer
+  /** Position in the partition's import lane (history imports), moved with `last_id` by one compare-and-set. */
+  import_last_id: Generated<string>
   updated_at: Generated<Date>
 }
 
@@ -61,6 +63,8 @@ export interface LogArchiveTable {
   events: string
   hash: Buffer
   fingerprints: Buffer
+  /** The import job that appended the entry (import lane); null for live traffic. */
+  import_id: number | null
 }
 
 export interface Database {

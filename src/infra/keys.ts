@@ -6,6 +6,10 @@
 export interface Keys {
   prefix: string
   stream(partition: number): string
+  /** The partition's import lane: history imports, drained beside the live stream (live entries first). */
+  importStream(partition: number): string
+  /** Per import job, in the partition's slot: last chunk appended (`<job>:mark`), events, duplicates, last entry id. */
+  importJobs(partition: number): string
   seen(partition: number, source: string, id: string): string
   topicSeq(topicId: string): string
   topicHistory(topicId: string): string
@@ -20,6 +24,7 @@ export interface Keys {
   drainQueue: string
   maintenanceQueue: string
   auditQueue: string
+  importQueue: string
   /** Alert state changes for consumers that read with consumer groups (XREADGROUP) and resume after downtime. */
   alertStream: string
   /** Marks an alert event as already on the alert stream (same slot as the stream, for the Lua script). */
@@ -39,6 +44,8 @@ export function makeKeys(prefix: string): Keys {
   return {
     prefix,
     stream: (p) => `${prefix}:{p${p}}:log`,
+    importStream: (p) => `${prefix}:{p${p}}:import`,
+    importJobs: (p) => `${prefix}:{p${p}}:import-jobs`,
     seen: (p, source, id) => `${prefix}:{p${p}}:seen:${source}\u0000${id}`,
     topicSeq: (t) => `${prefix}:{t${t}}:seq`,
     topicHistory: (t) => `${prefix}:{t${t}}:history`,
@@ -51,6 +58,7 @@ export function makeKeys(prefix: string): Keys {
     drainQueue: 'drain',
     maintenanceQueue: 'maintenance',
     auditQueue: 'audit',
+    importQueue: 'import',
     alertStream: `${prefix}:{alerts}:stream`,
     alertStreamed: (id) => `${prefix}:{alerts}:streamed:${id}`,
     webhookQueue: 'webhook',

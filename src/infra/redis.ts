@@ -27,6 +27,42 @@ return {id, dups}
 `
 
 /**
+ * Appends one partition's share of one chunk of a history import to the partition's import lane.
+ * Like APPEND_LUA (idempotency keys shared with live ingest, one entry, all or nothing), plus a
+ * per-job mark of the last chunk appended: a chunk at or below the mark is already in and is
+ * skipped whole, so an importer killed anywhere and started again never appends a chunk twice,
+ * however long ago the idempotency keys expired. The job's event and duplicate counts and its
+ * last entry id are kept beside the mark, in the same atomic step.
+ * KEYS: import stream, job hash, idempotency key per event. ARGV: ttl, arrivedAt, kind, job id,
+ * chunk number, then the events. Returns {entryId or false, duplicates}, or {false, -1} when the
+ * chunk was already appended.
+ */
+const IMPORT_APPEND_LUA = `
+local job = ARGV[4]
+local chunk = tonumber(ARGV[5])
+local mark = tonumber(redis.call('HGET', KEYS[2], job .. ':mark') or '-1')
+if chunk <= mark then return {false, -1} end
+local kept = {}
+local dups = 0
+for i = 3, #KEYS do
+  if redis.call('SET', KEYS[i], '1', 'NX', 'EX', ARGV[1]) then
+    kept[#kept + 1] = ARGV[i + 3]
+  else
+    dups = dups + 1
+  end
+end
+local id = false
+if #kept > 0 then
+  id = redis.call('XADD', KEYS[1], '*', 'n', #kept, 'at', ARGV[2], 'k', ARGV[3], 'j', job, 'e', table.concat(kept, '\\n'))
+  redis.call('HSET', KEYS[2], job .. ':last', id)
+end
+redis.call('HSET', KEYS[2], job .. ':mark', chunk)
+redis.call('HINCRBY', KEYS[2], job .. ':events', #kept)
+redis.call('HINCRBY', KEYS[2], job .. ':dups', dups)
+return {id, dups}
+`
+
+/**
  * Publishes a topic delta only if it is newer than the last one published for the same bucket:
  * several hub processes may compute the same change, and a slower computation from an older
  * snapshot must never overwrite a newer value. Newer means a larger version sum (every stored
@@ -74,6 +110,7 @@ declare module 'ioredis' {
   interface RedisCommander<Context> {
     lanternAlertStream(numKeys: number, ...args: (string | number)[]): Result<number, Context>
     lanternAppend(numKeys: number, ...args: (string | number)[]): Result<[string | null, number[]], Context>
+    lanternImportAppend(numKeys: number, ...args: (string | number)[]): Result<[string | null, number], Context>
     lanternPublishDelta(
       seqKey: string,
       historyKey: string,
@@ -103,6 +140,7 @@ export function makeRedis(url: string, role: RedisRole, name: string): Redis {
   }
   const redis = new Redis(url, options)
   redis.defineCommand('lanternAppend', { lua: APPEND_LUA })
+  redis.defineCommand('lanternImportAppend', { lua: IMPORT_APPEND_LUA })
   redis.defineCommand('lanternPublishDelta', { numberOfKeys: 4, lua: PUBLISH_DELTA_LUA })
   redis.defineCommand('lanternAlertStream', { lua: ALERT_STREAM_LUA })
   // ioredis emits 'error' on every failed reconnect; callers observe state through commands.

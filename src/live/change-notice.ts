@@ -9,6 +9,8 @@ export interface ChangeNotice {
   cases?: CaseGroup[]
   /** An audit was queued, moved on or finished. */
   audits?: true
+  /** A history import was queued, moved on (rows read, events committed) or finished. */
+  imports?: true
 }
 
 export interface CaseGroup {

@@ -1,12 +1,13 @@
 import type { Runtime } from '../infra/runtime.js'
 import type { ChangeNotice } from './change-notice.js'
-import { bucketField, kpiTopicCovers, rollUpForTopic, type AggregateTopic, type TopicBucket, type KpiTopic, type RankingTopic, type TargetsTopic, type AuditsTopic, type SourcesTopic, type Topic } from './topic.js'
+import { bucketField, kpiTopicCovers, rollUpForTopic, type AggregateTopic, type TopicBucket, type KpiTopic, type RankingTopic, type TargetsTopic, type AuditsTopic, type SourcesTopic, type ImportsTopic, type Topic } from './topic.js'
 import { viewOf } from '../domain/rollup.js'
 import { bucketsAtStarts } from '../repositories/aggregates.repository.js'
 import { computeKpis } from '../repositories/kpis.repository.js'
 import { rankAgencies } from '../services/ranking.js'
 import { allTargets } from '../services/target-status.js'
 import { listAudits } from '../repositories/audits.repository.js'
+import { listImports } from '../repositories/imports.repository.js'
 import { listSourceHealth } from '../ingest/source-health.js'
 
 /** Bucket versions remembered per topic for the newer-than check; older buckets rarely change. */
@@ -16,7 +17,7 @@ const VALUE_FIELD = 'value'
 /** Targets are recomputed at most this often: any metric change may move one. */
 const TARGETS_EVERY_MS = 1000
 
-export type SingleTopic = KpiTopic | RankingTopic | TargetsTopic | AuditsTopic | SourcesTopic
+export type SingleTopic = KpiTopic | RankingTopic | TargetsTopic | AuditsTopic | SourcesTopic | ImportsTopic
 
 export interface SingleValue {
   version: number
@@ -52,6 +53,8 @@ export class DeltaPublisher {
       } else if (topic.kind === 'targets' && Object.keys(notice.metrics).length > 0) {
         this.dirtySingles.set(topic.id, topic)
       } else if (topic.kind === 'audits' && notice.audits) {
+        this.dirtySingles.set(topic.id, topic)
+      } else if (topic.kind === 'imports' && notice.imports) {
         this.dirtySingles.set(topic.id, topic)
       }
     }
@@ -177,6 +180,8 @@ export async function singleValue(rt: Runtime, topic: SingleTopic): Promise<Sing
       return { version: now, body: { targets: await allTargets(rt.db, now, rt.config.dayOffsetMin * 60_000) } }
     case 'audits':
       return { version: now, body: { audits: await listAudits(rt.db, 20) } }
+    case 'imports':
+      return { version: now, body: { imports: await listImports(rt.db, 20) } }
     case 'sources':
       return { version: now, body: { sources: await listSourceHealth(rt.redis, rt.keys, now, rt.config.sourceSilentSec * 1000) } }
   }

@@ -54,6 +54,11 @@ export const TargetsTopicSpec = Type.Object({ kind: Type.Literal('targets') }, {
 
 export const AuditsTopicSpec = Type.Object({ kind: Type.Literal('audits') }, { additionalProperties: false, description: 'recent audits with their status and progress' })
 
+export const ImportsTopicSpec = Type.Object(
+  { kind: Type.Literal('imports') },
+  { additionalProperties: false, description: 'recent history imports with their status and progress (rows read, events appended and committed, bad rows)' },
+)
+
 export const DiscrepancyTopicSpec = Type.Object(
   { kind: Type.Literal('discrepancies') },
   { additionalProperties: false, description: 'every cross-check that found a discrepancy, as it is recorded' },
@@ -71,7 +76,7 @@ export const AlertsTopicSpec = Type.Object(
 
 export const SourcesTopicSpec = Type.Object({ kind: Type.Literal('sources') }, { additionalProperties: false, description: 'every source with its health (as /v1/sources), every few seconds' })
 
-export const TopicSpec = Type.Union([AggregateTopicSpec, KpiTopicSpec, RankingTopicSpec, TargetsTopicSpec, AuditsTopicSpec, DiscrepancyTopicSpec, AnomaliesTopicSpec, AlertsTopicSpec, SourcesTopicSpec])
+export const TopicSpec = Type.Union([AggregateTopicSpec, KpiTopicSpec, RankingTopicSpec, TargetsTopicSpec, AuditsTopicSpec, DiscrepancyTopicSpec, AnomaliesTopicSpec, AlertsTopicSpec, SourcesTopicSpec, ImportsTopicSpec])
 export type TopicSpec = Static<typeof TopicSpec>
 
 export interface AggregateTopic {
@@ -116,6 +121,14 @@ export interface AuditsTopic {
 
 export const AUDITS_TOPIC: AuditsTopic = { id: 'audits', kind: 'audits', spec: { kind: 'audits' } }
 
+export interface ImportsTopic {
+  id: string
+  kind: 'imports'
+  spec: { kind: 'imports' }
+}
+
+export const IMPORTS_TOPIC: ImportsTopic = { id: 'imports', kind: 'imports', spec: { kind: 'imports' } }
+
 export interface SourcesTopic {
   id: string
   kind: 'sources'
@@ -151,7 +164,7 @@ export const ALERTS_TOPIC: AlertsTopic = { id: 'alerts', kind: 'alerts', spec: {
 /** Topics whose deltas are events to append (each its own), not values that replace the last. */
 export type EventTopic = DiscrepancyTopic | AnomaliesTopic | AlertsTopic
 
-export type Topic = AggregateTopic | KpiTopic | RankingTopic | TargetsTopic | AuditsTopic | SourcesTopic | EventTopic
+export type Topic = AggregateTopic | KpiTopic | RankingTopic | TargetsTopic | AuditsTopic | SourcesTopic | ImportsTopic | EventTopic
 
 const digest = (canonical: unknown): string => createHash('sha256').update(JSON.stringify(canonical)).digest('base64url').slice(0, 22)
 
@@ -164,6 +177,7 @@ export function topicOf(spec: TopicSpec): Topic {
   }
   if (spec.kind === 'targets') return TARGETS_TOPIC
   if (spec.kind === 'audits') return AUDITS_TOPIC
+  if (spec.kind === 'imports') return IMPORTS_TOPIC
   if (spec.kind === 'sources') return SOURCES_TOPIC
   if (spec.kind === 'ranking') {
     const filter = kpiFilterOf(spec)

@@ -32,6 +32,7 @@ export async function archiveEntries(trx: Db, rows: readonly ArchiveRow[]): Prom
         events: r.events,
         hash: r.hash,
         fingerprints: r.fingerprints,
+        import_id: r.importId ?? null,
       })),
     )
     .execute()
@@ -39,11 +40,11 @@ export async function archiveEntries(trx: Db, rows: readonly ArchiveRow[]): Prom
 
 /** One partition's archive in sequence order, from `fromSeq` (keyset pages). */
 export async function readArchive(db: Db, partition: number, fromSeq: number, limit: number): Promise<ArchivedEntry[]> {
-  const { rows } = await sql<{ partition: number; first_seq: number; count: number; entry_id: string; events: string; hash: Buffer; fingerprints: Buffer }>`
-    SELECT partition, first_seq, count, entry_id, events, hash, fingerprints FROM log_archive
+  const { rows } = await sql<{ partition: number; first_seq: number; count: number; entry_id: string; events: string; hash: Buffer; fingerprints: Buffer; import_id: number | null }>`
+    SELECT partition, first_seq, count, entry_id, events, hash, fingerprints, import_id FROM log_archive
     WHERE partition = ${partition} AND first_seq + count > ${fromSeq}
     ORDER BY first_seq LIMIT ${limit}`.execute(db)
-  return rows.map((r) => ({ partition: r.partition, firstSeq: r.first_seq, count: r.count, entryId: r.entry_id, events: r.events, hash: r.hash, fingerprints: r.fingerprints }))
+  return rows.map((r) => ({ partition: r.partition, firstSeq: r.first_seq, count: r.count, entryId: r.entry_id, events: r.events, hash: r.hash, fingerprints: r.fingerprints, importId: r.import_id }))
 }
 
 export interface ExportPage {

@@ -5,6 +5,8 @@ import { GENESIS } from '../domain/hash-chain.js'
 export interface Checkpoint {
   partition: number
   lastId: string
+  /** Position in the import lane: the last history-import entry committed. */
+  importLastId: string
   watermarkMs: number
   /** Events archived so far in this partition: the sequence number of the next one. */
   archiveSeq: number
@@ -20,9 +22,9 @@ export async function ensureCheckpoints(db: Db, partitions: number): Promise<voi
 }
 
 export async function loadCheckpoint(db: Db, partition: number): Promise<Checkpoint> {
-  const row = await db.selectFrom('drain_checkpoints').select(['last_id', 'watermark_ms', 'archive_seq', 'archive_hash']).where('partition', '=', partition).executeTakeFirst()
+  const row = await db.selectFrom('drain_checkpoints').select(['last_id', 'import_last_id', 'watermark_ms', 'archive_seq', 'archive_hash']).where('partition', '=', partition).executeTakeFirst()
   if (!row) throw new Error(`no checkpoint row for partition ${partition}: migrations or start-up did not run`)
-  return { partition, lastId: row.last_id, watermarkMs: row.watermark_ms, archiveSeq: row.archive_seq, archiveHash: row.archive_hash }
+  return { partition, lastId: row.last_id, importLastId: row.import_last_id, watermarkMs: row.watermark_ms, archiveSeq: row.archive_seq, archiveHash: row.archive_hash }
 }
 
 export async function listCheckpoints(db: Db): Promise<{ partition: number; lastId: string; watermarkMs: number; events: number; lateEvents: number; updatedAt: Date }[]> {
@@ -31,7 +33,7 @@ export async function listCheckpoints(db: Db): Promise<{ partition: number; last
 }
 
 /**
- * Moves the checkpoint from `from` to `to` only if it still stands at `from`. Run first in the
+ * Moves the checkpoint from `from` to `to` only if it still stands at `from` (both lanes' positions). Run first in the
  * drain transaction: it row-locks the checkpoint, so a second drainer of the same partition waits
  * here and then finds the checkpoint moved, and its whole transaction is rolled back.
  */
@@ -46,6 +48,7 @@ export async function advanceCheckpoint(
     .updateTable('drain_checkpoints')
     .set({
       last_id: to.lastId,
+      import_last_id: to.importLastId,
       watermark_ms: to.watermarkMs,
       archive_seq: to.archiveSeq,
       archive_hash: to.archiveHash,
@@ -55,6 +58,7 @@ export async function advanceCheckpoint(
     })
     .where('partition', '=', from.partition)
     .where('last_id', '=', from.lastId)
+    .where('import_last_id', '=', from.importLastId)
     .executeTakeFirst()
   return result.numUpdatedRows === 1n
 }

@@ -45,10 +45,10 @@ const BUCKET_FIELDS = ['count', 'sum', 'min', 'max', 'mean', 'm2', 'last'] as co
  * off the socket meanwhile (and the process stays responsive). `onLastPage` runs once the last
  * page has arrived, which may be while the page before it is still being handed out.
  */
-async function* archived(db: Db, kind: string, onLastPage?: () => void): AsyncGenerator<{ partition: number; text: string }> {
+async function* archived(db: Db, kind: string, onLastPage?: () => void): AsyncGenerator<{ partition: number; text: string; imported: boolean }> {
   const page = (after: { partition: number; firstSeq: number }) => {
-    const read = sql<{ partition: number; first_seq: number; events: string }>`
-      SELECT partition, first_seq, events FROM log_archive WHERE kind = ${kind} AND (partition, first_seq) > (${after.partition}, ${after.firstSeq})
+    const read = sql<{ partition: number; first_seq: number; events: string; imported: boolean }>`
+      SELECT partition, first_seq, events, import_id IS NOT NULL AS imported FROM log_archive WHERE kind = ${kind} AND (partition, first_seq) > (${after.partition}, ${after.firstSeq})
       ORDER BY partition, first_seq LIMIT ${PAGE}`.execute(db)
     // As soon as it arrives, not when its turn to be folded comes; a failure is thrown below.
     read.then(({ rows }) => rows.length < PAGE && onLastPage?.(), () => undefined)
@@ -62,7 +62,7 @@ async function* archived(db: Db, kind: string, onLastPage?: () => void): AsyncGe
     if (more) pending = page({ partition: last.partition, firstSeq: last.first_seq })
     for (let i = 0; i < rows.length; i++) {
       const r = rows[i] as (typeof rows)[number]
-      if (r.events !== '') yield { partition: r.partition, text: r.events }
+      if (r.events !== '') yield { partition: r.partition, text: r.events, imported: r.imported }
       if (i % YIELD_EVERY === YIELD_EVERY - 1) await new Promise(setImmediate)
     }
     if (!more) return
@@ -76,7 +76,9 @@ type StoredBucket = { key: string; width_s: number; start: Date } & Record<(type
  * every case with an event in that range, and compares them with what is stored: every exact
  * figure of a bucket (count, sum, min, max, mean, m2, last), not its quantile sketch. The replay runs
  * each partition from its start with the same pure fold the drain uses (the watermark, and so
- * lateness, depends on everything before), so untouched data gives no difference at all.
+ * lateness, depends on everything before; entries of the import lane are folded as the drain
+ * folded them, never late and without moving the watermark), so untouched data gives no
+ * difference at all.
  */
 export async function auditRange(db: Db, fromMs: number, toMs: number, settings: FoldSettings, onProgress?: (events: number) => void): Promise<AuditReport> {
   const replay = new MetricReplay(fromMs, toMs, settings)
@@ -93,7 +95,7 @@ export async function auditRange(db: Db, fromMs: number, toMs: number, settings:
   }
   let reported = 0
   for await (const entry of archived(db, EVENT_KINDS.metric, startStoredRead)) {
-    replay.addEntry(entry.partition, entry.text)
+    replay.addEntry(entry.partition, entry.text, entry.imported)
     if (replay.events - reported >= PROGRESS_EVERY) onProgress?.((reported = replay.events))
   }
   if (replay.events !== reported) onProgress?.(replay.events)

@@ -46,8 +46,8 @@ class Sample implements ScannedLine {
 }
 
 /** judgeLateness reads only `ts`; a Sample has it, under the same name and meaning. */
-const judge = (samples: readonly Sample[], watermarkMs: number, latenessMs: number, visit: (s: Sample, late: boolean) => void): number =>
-  judgeLateness(samples as unknown as readonly MetricEvent[], watermarkMs, latenessMs, visit as unknown as (e: MetricEvent, late: boolean) => void)
+const judge = (samples: readonly Sample[], watermarkMs: number, latenessMs: number, visit: (s: Sample, late: boolean) => void, imported: boolean): number =>
+  judgeLateness(samples as unknown as readonly MetricEvent[], watermarkMs, latenessMs, visit as unknown as (e: MetricEvent, late: boolean) => void, imported)
 
 interface SeriesBuckets {
   key: string
@@ -91,10 +91,13 @@ export class MetricReplay {
     private readonly settings: FoldSettings,
   ) {}
 
-  /** Folds one archived entry (the NDJSON text of the `events` column) of a partition. */
-  addEntry(partition: number, text: string): void {
+  /**
+   * Folds one archived entry (the NDJSON text of the `events` column) of a partition; `imported`
+   * for an entry of the import lane (history: never late, the watermark stays).
+   */
+  addEntry(partition: number, text: string, imported = false): void {
     const samples = this.read(text)
-    const next = judge(samples, this.watermarks.get(partition) ?? 0, this.settings.latenessMs, this.place)
+    const next = judge(samples, this.watermarks.get(partition) ?? 0, this.settings.latenessMs, this.place, imported)
     this.watermarks.set(partition, next)
     this.events += samples.length
   }
