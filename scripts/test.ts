@@ -1,21 +1,22 @@
 import { spawn } from 'node:child_process'
-import { ensureServices, DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL } from './services.js'
+import { ensureServices, DEFAULT_DATABASE_URL, DEFAULT_MQTT_URL, DEFAULT_REDIS_URL } from './services.js'
 
 /**
- * The test command: makes Redis and Postgres available (starting project-local ones on a bare
- * machine), runs every tap test against them, stops what it started, and ends with one
+ * The test command: makes Redis, Postgres and an MQTT broker available (starting project-local ones
+ * on a bare machine), runs every tap test against them, stops what it started, and ends with one
  * "N passed, N failed" line. Extra arguments go to tap (e.g. a single test file).
  */
 const databaseUrl = process.env.DATABASE_URL || DEFAULT_DATABASE_URL
 const redisUrl = process.env.REDIS_URL || DEFAULT_REDIS_URL
-const services = await ensureServices({ databaseUrl, redisUrl })
+const mqttUrl = process.env.MQTT_URL || DEFAULT_MQTT_URL
+const services = await ensureServices({ databaseUrl, redisUrl, mqttUrl })
 
 const args = process.argv.slice(2)
 const files = args.length > 0 ? args : ['test/unit/*.test.ts', 'test/integration/*.test.ts', 'test/browser/*.test.ts']
 let summary = ''
 const code = await new Promise<number>((resolve) => {
   const child = spawn('npx', ['tap', ...files], {
-    env: { ...process.env, DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl },
+    env: { ...process.env, DATABASE_URL: services.databaseUrl, REDIS_URL: services.redisUrl, MQTT_URL: mqttUrl },
     stdio: ['ignore', 'pipe', 'inherit'],
     shell: true,
   })

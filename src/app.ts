@@ -19,6 +19,9 @@ import { anomalyRoutes } from './routes/anomalies.js'
 import { ruleRoutes } from './routes/rules.js'
 import { alertRoutes } from './routes/alerts.js'
 import { webhookRoutes } from './routes/webhooks.js'
+import { importRoutes } from './routes/imports.js'
+import { connectorRoutes } from './routes/connectors.js'
+import { ngsiRoutes } from './routes/ngsi.js'
 import { sourceRoutes } from './routes/sources.js'
 
 const VERSION = '0.1.0'
@@ -76,6 +79,7 @@ export async function buildApp(rt: Runtime): Promise<App> {
         { name: 'targets', description: 'Targets for indicators: completion and projection' },
         { name: 'crosschecks', description: 'Reported totals checked against the events' },
         { name: 'audit', description: 'The raw log archive: export and tamper evidence' },
+        { name: 'sources', description: 'History import, MQTT subscriptions, FIWARE NGSI notifications' },
         { name: 'alerts', description: 'Anomaly flags, threshold rules, alerts and their delivery (alert stream, webhooks)' },
         { name: 'live', description: 'WebSocket topics' },
         { name: 'ops', description: 'Health and metrics' },
@@ -98,6 +102,9 @@ export async function buildApp(rt: Runtime): Promise<App> {
   await app.register(ruleRoutes, { rt })
   await app.register(alertRoutes, { rt })
   await app.register(webhookRoutes, { rt })
+  await app.register(importRoutes, { rt })
+  await app.register(connectorRoutes, { rt })
+  await app.register(ngsiRoutes, { rt })
   await app.register(sourceRoutes, { rt })
   await app.register(liveRoutes, { hub, version: VERSION })
   await app.register(webRoutes, { rt })

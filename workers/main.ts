@@ -6,6 +6,8 @@ import { startOverdueWorker } from './overdue.worker.js'
 import { startMetricsReporter } from './metrics-reporter.js'
 import { startAuditWorker } from './audit.worker.js'
 import { startWebhookWorker } from './webhook.worker.js'
+import { startImportWorker } from './import.worker.js'
+import { startMqttConnectors } from './mqtt.worker.js'
 import { startSourceWatch } from './source-watch.worker.js'
 import { stopWithSupervisor } from '../src/infra/supervised.js'
 
@@ -18,6 +20,8 @@ const overdue = startOverdueWorker(rt)
 const reporter = startMetricsReporter(rt)
 const audits = startAuditWorker(rt)
 const webhooks = startWebhookWorker(rt)
+const imports = startImportWorker(rt)
+const mqttConnectors = startMqttConnectors(rt)
 const sources = startSourceWatch(rt)
 rt.log.info({ partitions: config.partitions }, 'worker started')
 
@@ -25,7 +29,7 @@ stopWithSupervisor()
 closeWithGrace({ delay: 30_000 }, async ({ signal, err }) => {
   if (err) rt.log.error({ err }, 'worker stopping after an error')
   else rt.log.info({ signal }, 'worker stopping: finishing in-flight batches')
-  await Promise.all([drain.close(), overdue.close(), audits.close(), webhooks.close(), sources.close()])
+  await Promise.all([drain.close(), overdue.close(), audits.close(), webhooks.close(), imports.close(), sources.close(), mqttConnectors.close()])
   await reporter.close()
   await rt.close()
 })

@@ -6,6 +6,8 @@ import type { IngestResult } from './ingest.js'
 import type { ExpectedKpis } from './dossiers.js'
 import { fanoutSection, type FanoutOutcome } from './fanout-report.js'
 import type { ReplayResult } from './replay.js'
+import type { ImportResult } from './import.js'
+import type { MqttBenchResult } from './mqtt.js'
 import type { KpiFigures, ReportsResult } from './reports.js'
 import type { CleanupReport, ProcessReport } from './stack.js'
 import type { LatencySummary } from './stats.js'
@@ -31,6 +33,8 @@ export type E2eOutcome = ScenarioOutcome & { throughput?: ThroughputResult; late
 /** reproduced: the KPIs came out exactly as the data set implies (false too when the run failed). */
 export type ReportsOutcome = ScenarioOutcome & { reproduced: boolean; result?: ReportsResult }
 export type ReplayOutcome = ScenarioOutcome & { result?: ReplayResult }
+export type ImportOutcome = ScenarioOutcome & { result?: ImportResult }
+export type MqttOutcome = ScenarioOutcome & { result?: MqttBenchResult }
 
 export interface Target {
   name: string
@@ -46,6 +50,8 @@ export interface Report {
   reports?: ReportsOutcome
   fanout?: FanoutOutcome
   replay?: ReplayOutcome
+  import?: ImportOutcome
+  mqtt?: MqttOutcome
   targets: Target[]
 }
 
@@ -71,6 +77,7 @@ export function targetsOf(r: Omit<Report, 'targets'>): Target[] {
   const p99 = r.e2e?.latency?.latencyMs.p99
   if (p99 !== undefined) targets.push({ name: 'e2e p99 ingest->delta ms', figure: p99, target: '< 250', met: p99 !== null && p99 < 250 })
   atLeast('replay re-derive events/s', r.replay?.result ? (r.replay.result.audit?.eventsPerSec ?? null) : undefined, 200_000)
+  atLeast('import events/s to committed', r.import ? (r.import.result?.eventsPerSec ?? null) : undefined, 100_000)
   return targets
 }
 
@@ -198,6 +205,40 @@ function replaySection(t: ReplayResult): string[] {
   return lines
 }
 
+function importSection(t: ImportResult): string[] {
+  const s = t.settings
+  const j = t.job
+  return [
+    `import (${n(s.rows)} rows NDJSON, ${n(s.fileMiB, 1)} MiB, ${s.series} series, a sample every ${s.stepS} s from ${s.historyFrom} to ${s.historyTo}; ${s.workers} workers, ${s.partitions} partitions; live ${n(s.liveRate)} events/s alongside)`,
+    row('CLI start -> all committed', `${n(t.wallS, 2)} s: ${n(t.eventsPerSec)} events/s (file written in ${n(t.generatedS, 1)} s, not counted)`),
+    row('CLI start -> all in the log', t.appendedS === null ? '-' : `${n(t.appendedS, 2)} s`),
+    row('by the job (run start -> done)', t.committedS === null ? '-' : `${n(t.committedS, 2)} s: ${n(t.eventsPerSecByJob)} events/s`),
+    row('job', j ? `${j.status}: ${n(j.rowsRead)} rows, ${n(j.eventsAppended)} appended, ${n(j.duplicates)} duplicates, ${n(j.eventsCommitted)} committed, ${n(j.badRows)} bad rows` : '-'),
+    row('daily buckets count', `${n(t.bucketEvents)} imported events; ${n(t.lateEvents)} late events anywhere`),
+    row('live ingest -> commit ms, alone', `${latencyLine(t.live.baseline)} (${n(t.live.baseline.count)} samples)`),
+    row('live ingest -> commit ms, import', `${latencyLine(t.live.duringImport)} (${n(t.live.duringImport.count)} samples)`),
+    row('live events', `${n(t.live.postedEvents)} posted, ${n(t.live.acceptedEvents)} accepted, ${n(t.live.committedAtEnd)} committed, errors ${errorsLine(t.live.errors)}`),
+    row('cpu % during the import', `${cpuLine(t.cpu)}; the import CLI ${n(t.cliCpuPct)}`),
+    row('problems', t.problems.length === 0 ? 'none' : t.problems.join('; ')),
+  ]
+}
+
+function mqttSection(t: MqttBenchResult): string[] {
+  const s = t.settings
+  const lines = [`mqtt (${n(s.messages)} messages per QoS from ${s.publishers} publishers to ${s.brokerUrl}, ${s.series} series, at most ${n(s.aheadLimit)} ahead of the connector, ${s.workers} workers, ${s.partitions} partitions)`]
+  for (const p of t.phases) {
+    const c = p.connector
+    lines.push(
+      row(`QoS ${p.qos}: published`, `${n(p.published)} in ${n(p.publishS, 1)} s (${n(p.publishedPerSec)}/s); connector received ${n(p.receivedPerSec)}/s while publishing`),
+      row(`QoS ${p.qos}: publish -> committed`, p.complete ? `${n(p.allCommittedS, 2)} s: ${n(p.messagesPerSec)} messages/s` : `NOT complete: ${n(p.committed)} committed when the wait ended`),
+      row(`QoS ${p.qos}: committed/s steady`, n(p.steadyCommittedPerSec)),
+      row(`QoS ${p.qos}: connector`, `${n(c.messages)} messages, ${n(c.accepted)} accepted, ${n(c.duplicates)} duplicates, ${n(c.rejected)} rejected, ${n(c.appendFailures)} append failures; lost ${n(p.lost)}`),
+      row(`QoS ${p.qos}: cpu % of one core`, cpuLine(p.cpu)),
+    )
+  }
+  return lines
+}
+
 function outcomeLines(r: ScenarioOutcome): string[] {
   const lines: string[] = []
   if (r.error) lines.push(row('FAILED', r.error))
@@ -232,6 +273,14 @@ export function renderTable(r: Report): string {
   if (r.replay) {
     if (r.replay.result) lines.push(...replaySection(r.replay.result), '')
     lines.push('replay processes', ...outcomeLines(r.replay), '')
+  }
+  if (r.import) {
+    if (r.import.result) lines.push(...importSection(r.import.result), '')
+    lines.push('import processes', ...outcomeLines(r.import), '')
+  }
+  if (r.mqtt) {
+    if (r.mqtt.result) lines.push(...mqttSection(r.mqtt.result), '')
+    lines.push('mqtt processes', ...outcomeLines(r.mqtt), '')
   }
   if (r.targets.length > 0) {
     lines.push('targets')
