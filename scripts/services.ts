@@ -628,6 +628,24 @@ async function systemUser(names: string[]): Promise<RunAs | undefined> {
   return undefined
 }
 
+/** Where the browser tests look for Debian's Chromium. */
+export const CHROMIUM_PATH = '/usr/bin/chromium'
+
+/**
+ * Makes Debian's Chromium available for the browser tests: installed with apt-get (root only)
+ * when missing. Returns whether it is there; without it those tests skip and say why.
+ */
+export async function ensureChromium(opts: { log?: (msg: string) => void; allowInstall?: boolean } = {}): Promise<boolean> {
+  if (existsSync(CHROMIUM_PATH)) return true
+  const ctx: Ctx = { dataDir: '', log: opts.log ?? ((msg) => console.error(`[services] ${msg}`)), allowInstall: opts.allowInstall ?? true, durableRedisFallback: undefined }
+  if (!canInstall(ctx)) {
+    ctx.log(`browser: no Chromium at ${CHROMIUM_PATH} and no apt-get as root; the browser tests will skip (apt-get install chromium)`)
+    return false
+  }
+  ctx.log('browser: Chromium not found; installing Debian\'s chromium package with apt-get')
+  return (await aptInstall(ctx, 'chromium')) && existsSync(CHROMIUM_PATH)
+}
+
 // ---------------------------------------------------------------------------------------------------------------------
 // Installing packages
 

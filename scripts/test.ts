@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process'
-import { ensureServices, DEFAULT_DATABASE_URL, DEFAULT_MQTT_URL, DEFAULT_REDIS_URL } from './services.js'
+import { ensureChromium, ensureServices, DEFAULT_DATABASE_URL, DEFAULT_MQTT_URL, DEFAULT_REDIS_URL } from './services.js'
 
 /**
  * The test command: makes Redis, Postgres and an MQTT broker available (starting project-local ones
- * on a bare machine), runs every tap test against them, stops what it started, and ends with one
+ * on a bare machine) and Debian's Chromium for the browser tests, runs every tap test against them, stops what it started, and ends with one
  * "N passed, N failed" line. Extra arguments go to tap (e.g. a single test file).
  */
 const databaseUrl = process.env.DATABASE_URL || DEFAULT_DATABASE_URL
@@ -13,6 +13,7 @@ const services = await ensureServices({ databaseUrl, redisUrl, mqttUrl })
 
 const args = process.argv.slice(2)
 const files = args.length > 0 ? args : ['test/unit/*.test.ts', 'test/integration/*.test.ts', 'test/browser/*.test.ts']
+if (files.some((f) => f.startsWith('test/browser'))) await ensureChromium()
 let summary = ''
 const code = await new Promise<number>((resolve) => {
   const child = spawn('npx', ['tap', ...files], {
