@@ -56,6 +56,10 @@ export async function buildApp(rt: Runtime): Promise<App> {
         ...(err.errors ? { errors: err.errors, errorCount: err.errors.length } : {}),
       })
     }
+    // Text PostgreSQL cannot store (a NUL character, a lone surrogate): the statement failed, its transaction rolled back.
+    if ((err as { code?: string }).code === '22021' || (err as { code?: string }).code === '22P05') {
+      return reply.code(400).send({ statusCode: 400, code: 'BAD_REQUEST', error: 'BAD_REQUEST', message: 'text fields may not contain NUL (\\u0000) or unpaired surrogate characters; nothing was written' })
+    }
     const status = err.statusCode ?? 500
     if (status >= 500) {
       req.log.error({ err }, 'request failed')
