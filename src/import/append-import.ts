@@ -1,6 +1,7 @@
 import type { Redis } from '../infra/redis.js'
 import type { Keys } from '../infra/keys.js'
-import { partitionOf } from '../domain/series-key.js'
+import { groupByPartition } from '../ingest/append-log.js'
+import { recordArrivals } from '../ingest/source-health.js'
 import type { EventKind } from '../schemas/log-entry.js'
 
 export interface ChunkAppended {
@@ -17,7 +18,7 @@ export interface ChunkAppended {
  * job's per-partition chunk mark (see IMPORT_APPEND_LUA), so re-sending a chunk after a crash
  * appends nothing twice. Chunks of a job must be sent in order.
  */
-export async function appendImportChunk<E extends { source: string; id: string }>(
+export async function appendImportChunk<E extends { source: string; id: string; ts: number }>(
   redis: Redis,
   keys: Keys,
   partitions: number,
@@ -29,13 +30,7 @@ export async function appendImportChunk<E extends { source: string; id: string }
   orderKey: (e: E) => string,
   arrivedAt: number,
 ): Promise<ChunkAppended> {
-  const byPartition = new Map<number, E[]>()
-  for (const e of events) {
-    const p = partitionOf(orderKey(e), partitions)
-    let list = byPartition.get(p)
-    if (!list) byPartition.set(p, (list = []))
-    list.push(e)
-  }
+  const byPartition = groupByPartition(events, orderKey, partitions)
   const out: ChunkAppended = { accepted: 0, duplicates: 0, alreadyIn: 0 }
   if (byPartition.size === 0) return out
   const pipeline = redis.pipeline()
@@ -48,7 +43,8 @@ export async function appendImportChunk<E extends { source: string; id: string }
     pipeline.lanternImportAppend(list.length + 2, ...args)
     sizes.push(list.length)
   }
-  const replies = await pipeline.exec()
+  recordArrivals(pipeline, keys, events, arrivedAt)
+  const replies = (await pipeline.exec())?.slice(0, sizes.length)
   if (!replies) throw new Error('redis pipeline was discarded')
   replies.forEach(([err, reply], i) => {
     if (err) throw err

@@ -244,7 +244,7 @@ interface ChunkAppender<E> {
   send(chunk: number, events: readonly E[]): ReturnType<typeof appendImportChunk>
 }
 
-function chunkAppender<E extends { source: string; id: string }>(
+function chunkAppender<E extends { source: string; id: string; ts: number }>(
   deps: ImportDeps,
   job: ImportRow,
   kind: (typeof EVENT_KINDS)[keyof typeof EVENT_KINDS],

@@ -11,6 +11,18 @@ export interface AppendResult {
   entries: Record<number, string>
 }
 
+/** Events by partition, each list in the order given: the order their series or cases keep. */
+export function groupByPartition<E>(events: readonly E[], orderKey: (e: E) => string, partitions: number): Map<number, E[]> {
+  const byPartition = new Map<number, E[]>()
+  for (const e of events) {
+    const p = partitionOf(orderKey(e), partitions)
+    let list = byPartition.get(p)
+    if (!list) byPartition.set(p, (list = []))
+    list.push(e)
+  }
+  return byPartition
+}
+
 /**
  * Appends validated events to their partitions' logs in one pipelined round trip, which also
  * carries each source's health bookkeeping. Resolves only
@@ -28,13 +40,7 @@ export async function appendEvents<E extends { source: string; id: string; ts: n
   orderKey: (e: E) => string,
   arrivedAt: number,
 ): Promise<AppendResult> {
-  const byPartition = new Map<number, E[]>()
-  for (const e of events) {
-    const p = partitionOf(orderKey(e), partitions)
-    let list = byPartition.get(p)
-    if (!list) byPartition.set(p, (list = []))
-    list.push(e)
-  }
+  const byPartition = groupByPartition(events, orderKey, partitions)
   const pipeline = redis.pipeline()
   const order: number[] = []
   for (const [p, list] of byPartition) {
