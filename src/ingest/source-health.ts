@@ -4,7 +4,7 @@ import type { Keys } from '../infra/keys.js'
 import type { EventError } from '../errors.js'
 import { SOURCE_PATTERN } from '../schemas/metric-event.js'
 
-/** Minutes of per-minute counts kept; the rate is read over the last RATE_MINUTES full minutes. */
+/** Minutes of per-minute counts kept; the rate is read over the last RATE_MINUTES minutes and the one under way. */
 const RATE_KEEP_S = 15 * 60
 const RATE_MINUTES = 5
 const SOURCE_RE = new RegExp(SOURCE_PATTERN)
@@ -77,7 +77,9 @@ export async function listSourceHealth(redis: Redis, keys: Keys, now: number, si
   const pipeline = redis.pipeline()
   for (const name of names) pipeline.hgetall(keys.sourceHealth(name))
   const current = minuteOf(now)
-  const minutes = Array.from({ length: RATE_MINUTES }, (_, i) => keys.sourceRate(current - 1 - i))
+  // The minute under way and the RATE_MINUTES before it, over the time they span.
+  const minutes = Array.from({ length: RATE_MINUTES + 1 }, (_, i) => keys.sourceRate(current - i))
+  const spanMinutes = RATE_MINUTES + (now % 60_000) / 60_000
   for (const m of minutes) pipeline.hmget(m, ...names)
   const replies = (await pipeline.exec()) ?? []
   const perMinute = replies.slice(names.length).map(([, r]) => (r as (string | null)[]) ?? [])
@@ -91,7 +93,7 @@ export async function listSourceHealth(redis: Redis, keys: Keys, now: number, si
       lastArrivalAt: lastArrival !== null ? new Date(lastArrival).toISOString() : null,
       lastEventAt: h.lastEvent ? new Date(Number(h.lastEvent)).toISOString() : null,
       lagSeconds: h.lagMs ? Number(h.lagMs) / 1000 : null,
-      eventsPerMinute: recent / RATE_MINUTES,
+      eventsPerMinute: Math.round((recent / spanMinutes) * 10) / 10,
       events: Number(h.events ?? 0),
       rejected: Number(h.rejected ?? 0),
       lastRejection: h.lastRejectAt ? { at: new Date(Number(h.lastRejectAt)).toISOString(), reason: h.lastRejectReason ?? '' } : null,

@@ -2,13 +2,13 @@ import { LiveClient } from '/client/live-client.js'
 import { alertFeed, unknownRules } from './alerts.js'
 import { BUCKETS, createChart, setAnomalies } from './charts.js'
 import { clock, getLang, LANGS, setLang, t } from './i18n.js'
-import { renderAlerts, renderDiscrepancies, renderKpis, renderTargets } from './panels.js'
+import { renderAlerts, renderDiscrepancies, renderKpis, renderSources, renderTargets } from './panels.js'
 import { provinces } from './provinces.js'
 import { editCharts, loadCharts, pref, savePref } from './settings.js'
 
 const $ = (id) => document.getElementById(id)
 const view = { province: pref('province', ''), service: pref('service', ''), charts: loadCharts() }
-const latest = { kpis: null, targets: [], crosschecks: [], alerts: { open: [], events: [] } }
+const latest = { kpis: null, targets: [], sources: [], crosschecks: [], alerts: { open: [], events: [] } }
 
 let lastStatus = 'connecting'
 const showStatus = (status) => {
@@ -23,6 +23,12 @@ const live = new LiveClient({ url: `${location.protocol === 'https:' ? 'wss' : '
 live.subscribe({ kind: 'targets' }, (s) => {
   latest.targets = s.value?.targets ?? []
   renderTargets($('targets'), latest.targets)
+  touched()
+})
+const drawSources = () => renderSources($('sources'), document.querySelector('.sources-panel .count'), latest.sources)
+live.subscribe({ kind: 'sources' }, (s) => {
+  latest.sources = s.value?.sources ?? []
+  drawSources()
   touched()
 })
 live.subscribe({ kind: 'discrepancies' }, (s) => {
@@ -143,6 +149,7 @@ function applyLang(lang) {
   showStatus(lastStatus)
   renderKpis($('kpis'), latest.kpis)
   renderTargets($('targets'), latest.targets)
+  drawSources()
   drawAlerts()
   renderDiscrepancies($('discrepancies'), latest.crosschecks, view.province)
   for (const { chart } of chartSubs) chart.relabel()

@@ -55,6 +55,36 @@ export function renderTargets(root, targets) {
   )
 }
 
+/** A duration in seconds, as a person reads it: "12 s", "3 min", "2 h", "4 d". */
+function span(seconds) {
+  if (seconds === null || seconds === undefined) return '–'
+  if (seconds < 60) return `${Math.round(seconds)} s`
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min`
+  if (seconds < 86400) return `${Math.round(seconds / 3600)} h`
+  return `${Math.round(seconds / 86400)} d`
+}
+
+/** Every source: silent ones first, each with its rate, lag, time since it last sent, and refusals. */
+export function renderSources(root, count, sources) {
+  const silent = sources.filter((s) => s.status === 'silent').length
+  count.hidden = silent === 0
+  count.textContent = t('sources.silent', { n: num(silent) })
+  if (sources.length === 0) return root.replaceChildren(h('li', { class: 'empty' }, t('sources.empty')))
+  const sorted = [...sources].sort((a, b) => (a.status === b.status ? a.source.localeCompare(b.source) : a.status === 'silent' ? -1 : 1))
+  const now = Date.now()
+  root.replaceChildren(
+    ...sorted.map((s) =>
+      h('li', { class: `source ${s.status}`, dataset: { source: s.source, status: s.status }, title: s.lastRejection ? `${s.lastRejection.at}: ${s.lastRejection.reason}` : '' },
+        h('span', { class: 'dot' }),
+        h('span', { class: 'name' }, s.source),
+        h('span', { class: 'meta' },
+          t('sources.line', { rate: num(s.eventsPerMinute, 0), lag: span(s.lagSeconds), ago: span(s.lastArrivalAt ? (now - Date.parse(s.lastArrivalAt)) / 1000 : null) }),
+          ...(s.rejected > 0 ? [' · ', h('span', { class: 'rejected' }, t('sources.rejected', { n: num(s.rejected) }))] : [])),
+      ),
+    ),
+  )
+}
+
 const MAX_ALERTS = 30
 const MAX_DISCREPANCIES = 30
 const shown = new Set()

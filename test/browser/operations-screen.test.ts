@@ -4,6 +4,8 @@ import { dirname, resolve } from 'node:path'
 import { chromium } from 'playwright-core'
 import { startTestApp } from '../helpers/context.js'
 import { drainAll, makeDrainers } from '../helpers/drain.js'
+import { publishSingleValue, singleValue } from '../../src/live/delta-publisher.js'
+import { SOURCES_TOPIC } from '../../src/live/topic.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
@@ -31,7 +33,7 @@ t.test(
   'in Chromium, the operations screen follows the live topics, survives a dropped socket, and switches province and language',
   { skip: existsSync(CHROMIUM) ? false : `no Chromium at ${CHROMIUM} (apt-get install chromium to run this test)` },
   async (t) => {
-    const { app, worker, wsUrl } = await startTestApp(t, { LANTERN_PARTITIONS: '2', LANTERN_LIVE_TICK_MS: '20' }, { listen: true })
+    const { app, api, worker, wsUrl } = await startTestApp(t, { LANTERN_PARTITIONS: '2', LANTERN_LIVE_TICK_MS: '20' }, { listen: true })
     const base = wsUrl.replace(/^ws:/, 'http:').replace(/\/v1\/live$/, '')
     const drainers = makeDrainers(worker)
     const post = async (url: string, payload: object): Promise<void> => {
@@ -133,6 +135,13 @@ t.test(
     const discrepancy = page.locator('#discrepancies .discrepancy')
     await discrepancy.first().waitFor()
     t.match(await discrepancy.first().textContent(), /Received: reported 5, events give 3 \(\+2\)/, 'the discrepancy is listed under the alerts')
+
+    // The worker's source watch refreshes the sources topic every few seconds; one refresh here.
+    await publishSingleValue(api, SOURCES_TOPIC, await singleValue(api, SOURCES_TOPIC))
+    const hydro = page.locator('#sources .source[data-source="hydro"]')
+    await hydro.waitFor()
+    t.equal(await hydro.getAttribute('data-status'), 'live', 'the river gauges show as a live source')
+    t.match(await hydro.textContent(), /\/min · lag/, 'with its rate and lag')
 
     mkdirSync(dirname(SCREENSHOT), { recursive: true })
     await page.screenshot({ path: SCREENSHOT })
